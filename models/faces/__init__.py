@@ -1,0 +1,1 @@
+"""Faces in, faces out: detection, dense landmarks, aligned crops and paste-back."""

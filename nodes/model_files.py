@@ -1,0 +1,28 @@
+"""Where the pack's weights live: ComfyUI model folders registered with folder_paths.
+
+Folders are appended, never replaced, so entries a user added in extra_model_paths.yaml (loaded
+before custom nodes) keep working. Nothing is ever downloaded at run time.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import folder_paths
+
+# folder_paths key -> (sub-folder of ComfyUI/models, accepted file extensions)
+MODEL_FOLDERS: dict[str, tuple[str, set[str]]] = {
+    "likeness_mediapipe": (os.path.join("likeness", "mediapipe"), {".tflite"}),
+}
+
+
+def register_model_folders() -> None:
+    for key, (sub, exts) in MODEL_FOLDERS.items():
+        folder_paths.add_model_folder_path(key, os.path.join(folder_paths.models_dir, sub))
+        paths, known = folder_paths.folder_names_and_paths[key]
+        folder_paths.folder_names_and_paths[key] = (paths, set(known) | exts)
+
+
+def folder_dirs(key: str) -> list[Path]:
+    """Every folder ComfyUI knows for `key`, default first, extra_model_paths.yaml entries included."""
+    return [Path(p) for p in folder_paths.get_folder_paths(key)]
