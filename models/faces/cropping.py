@@ -66,8 +66,8 @@ def crop_faces(images: torch.Tensor, detections: FaceDetections, settings: CropS
             items.append(FaceCropInfo(i, (h, w), settings.size, affine, face))
     crops_info = FaceCrops(tuple(items))
     src = images[torch.as_tensor(crops_info.source_indices, device=images.device)]
-    affines = torch.as_tensor(crops_info.affines, dtype=torch.float32, device=images.device)
-    crops = warp_affine(src, affines, (settings.size, settings.size))
+    # float64 affines: paste-back rebuilds this exact crop to find what an edit left unchanged
+    crops = warp_affine(src, crops_info.affines, (settings.size, settings.size))
     return crops, crops_info
 
 
