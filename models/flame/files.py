@@ -1,0 +1,69 @@
+"""Runtime loaders for the converted FLAME / DECA files in `ComfyUI/models/likeness/flame/`.
+
+`scripts/convert_flame_deca.py` turns the official files into the safetensors below; these
+functions read them back with the strict checks (metadata kind, every key and shape) and build
+the modules. Nothing here reads a pickle.
+"""
+from __future__ import annotations
+
+from os import PathLike
+from typing import Any
+
+from ..loading import ModelFileError, read_checked_safetensors
+from .config import DECA_CONFIG, FLAME2020, FlameConfig, FlameTopology, flame_tensor_shapes
+from .deca_encoder import DecaFlameEncoder, encoder_state_shapes
+from .landmarks import LANDMARK_SHAPES, OPTIONAL_LANDMARKS, FlameLandmarks
+from .model import FlameModel
+from .texture import FlameTexture, texture_shapes
+
+FLAME_FILE = "flame2020_generic.safetensors"
+DECA_E_FLAME_FILE = "deca_e_flame.safetensors"
+TEXTURE_FILE = "flame_texture.safetensors"
+LANDMARKS_FILE = "flame_landmarks.safetensors"
+
+# metadata `kind` tags written by the converter
+FLAME_KIND = "flame2020_generic"
+DECA_E_FLAME_KIND = "deca_e_flame"
+TEXTURE_KIND = "flame_texture"
+LANDMARKS_KIND = "flame_landmarks"
+
+PathArg = str | PathLike[str]
+
+
+def load_flame_model(path: PathArg, config: FlameConfig = DECA_CONFIG,
+                     topology: FlameTopology = FLAME2020) -> FlameModel:
+    """FlameModel from `flame2020_generic.safetensors`."""
+    tensors, _ = read_checked_safetensors(path, flame_tensor_shapes(topology), what="converted FLAME 2020 model",
+                                          kind=FLAME_KIND)
+    return FlameModel(tensors, config, topology, source=path)
+
+
+def load_deca_encoder(path: PathArg) -> DecaFlameEncoder:
+    """DECA's E_flame (eval mode) from `deca_e_flame.safetensors`, loaded with strict=True."""
+    tensors, _ = read_checked_safetensors(path, encoder_state_shapes(), what="converted DECA E_flame",
+                                          kind=DECA_E_FLAME_KIND)
+    encoder = DecaFlameEncoder()
+    encoder.load_state_dict(tensors, strict=True)
+    return encoder.eval()
+
+
+def load_flame_texture(path: PathArg) -> FlameTexture:
+    """FlameTexture from `flame_texture.safetensors` (component count and resolution from its metadata)."""
+
+    def expected(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        try:
+            side = int(meta["resolution"])
+            return texture_shapes(int(meta["components_kept"]), side, side)
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError(path, "texture metadata lacks 'components_kept' / 'resolution'; "
+                                       "re-run scripts/convert_flame_deca.py") from None
+
+    tensors, _ = read_checked_safetensors(path, expected, what="converted FLAME texture space", kind=TEXTURE_KIND)
+    return FlameTexture(tensors, source=path)
+
+
+def load_flame_landmarks(path: PathArg, topology: FlameTopology = FLAME2020) -> FlameLandmarks:
+    """FlameLandmarks from `flame_landmarks.safetensors` (the full 68-point embedding is optional)."""
+    tensors, _ = read_checked_safetensors(path, LANDMARK_SHAPES, what="converted FLAME landmark embedding",
+                                          kind=LANDMARKS_KIND, optional=OPTIONAL_LANDMARKS)
+    return FlameLandmarks(tensors, topology, source=path)
