@@ -34,7 +34,7 @@ PACK_FOLDER = "comfyui-likeness"  # folder name under custom_nodes/ -> python_mo
 PACK_MODULE = f"custom_nodes.{PACK_FOLDER}"
 NODE_MODULES = REPO / ".likeness" / "node" / "node_modules"  # playwright-core, installed by scripts/setup.sh --browser
 # Where workflows' input images are looked up when they are not given explicitly.
-INPUT_SEARCH_DIRS = (REPO / "assets", REPO / "tests" / "fixtures")
+INPUT_SEARCH_DIRS = (REPO / "assets", REPO / "tests" / "fixtures", REPO / "tests" / "fixtures" / "faces")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 SETTINGS = {"Comfy.TutorialCompleted": True}  # keeps the frontend's templates dialog off the canvas
 

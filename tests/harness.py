@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from comfy_runner import NODE_MODULES, PACK_MODULE, REPO  # REPO etc. are re-exported for the tests
+from comfy_runner import NODE_MODULES, PACK_FOLDER, PACK_MODULE, REPO  # REPO etc. are re-exported for the tests
 
 # LIKENESS_WORKFLOWS points the workflow tests at another folder of <name>.json + api/<name>.json pairs.
 WORKFLOWS = Path(os.environ.get("LIKENESS_WORKFLOWS", REPO / "workflows")).resolve()

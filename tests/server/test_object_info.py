@@ -3,7 +3,7 @@ pack's namespace and category, documented (description, a tooltip on every input
 imported without errors."""
 import pytest
 
-from harness import PACK_MODULE, declared_node_ids, pack_nodes
+from harness import PACK_FOLDER, PACK_MODULE, declared_node_ids, pack_nodes
 
 pytestmark = pytest.mark.server
 
@@ -12,7 +12,7 @@ def test_pack_imports_without_errors(comfy, object_info):
     assert not comfy.pack_import_failed(), f"ComfyUI logged IMPORT FAILED for the pack\n{comfy.log_tail(80)}"
     signs = ("Cannot import", "Error while calling comfy_entrypoint")
     broken = [line for line in comfy.log_text().splitlines()
-              if "comfyui-likeness" in line and any(sign in line for sign in signs)]
+              if f"custom_nodes/{PACK_FOLDER}" in line and any(sign in line for sign in signs)]
     assert not broken, "\n".join(broken)
     assert pack_nodes(object_info), f"no node in /object_info has python_module {PACK_MODULE}"
 
