@@ -32,8 +32,8 @@ class FacePasteBack(io.ComfyNode):
                                  tooltip="Where the edit left the crop unchanged, keep the original pixels "
                                          "instead of the resampled crop, so untouched areas stay sharp."),
                 io.Mask.Input("mask", optional=True,
-                              tooltip="Optional mask in crop space (same size as the crops) limiting what is "
-                                      "pasted, e.g. only the face skin."),
+                              tooltip="Optional mask in crop space limiting what is pasted, e.g. only the face "
+                                      "skin: one square mask per crop, or a single one used for every crop."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The frames with the edited faces pasted in."),
