@@ -28,20 +28,21 @@ TEXTURE_KIND = "flame_texture"
 LANDMARKS_KIND = "flame_landmarks"
 
 PathArg = str | PathLike[str]
+CONVERTER = "scripts/convert_flame_deca.py"
 
 
 def load_flame_model(path: PathArg, config: FlameConfig = DECA_CONFIG,
                      topology: FlameTopology = FLAME2020) -> FlameModel:
     """FlameModel from `flame2020_generic.safetensors`."""
     tensors, _ = read_checked_safetensors(path, flame_tensor_shapes(topology), what="converted FLAME 2020 model",
-                                          kind=FLAME_KIND)
+                                          kind=FLAME_KIND, converter=CONVERTER)
     return FlameModel(tensors, config, topology, source=path)
 
 
 def load_deca_encoder(path: PathArg) -> DecaFlameEncoder:
     """DECA's E_flame (eval mode) from `deca_e_flame.safetensors`, loaded with strict=True."""
     tensors, _ = read_checked_safetensors(path, encoder_state_shapes(), what="converted DECA E_flame",
-                                          kind=DECA_E_FLAME_KIND)
+                                          kind=DECA_E_FLAME_KIND, converter=CONVERTER)
     encoder = DecaFlameEncoder()
     encoder.load_state_dict(tensors, strict=True)
     return encoder.eval()
@@ -58,12 +59,13 @@ def load_flame_texture(path: PathArg) -> FlameTexture:
             raise ModelFileError(path, "texture metadata lacks 'components_kept' / 'resolution'; "
                                        "re-run scripts/convert_flame_deca.py") from None
 
-    tensors, _ = read_checked_safetensors(path, expected, what="converted FLAME texture space", kind=TEXTURE_KIND)
+    tensors, _ = read_checked_safetensors(path, expected, what="converted FLAME texture space", kind=TEXTURE_KIND,
+                                          converter=CONVERTER)
     return FlameTexture(tensors, source=path)
 
 
 def load_flame_landmarks(path: PathArg, topology: FlameTopology = FLAME2020) -> FlameLandmarks:
     """FlameLandmarks from `flame_landmarks.safetensors` (the full 68-point embedding is optional)."""
     tensors, _ = read_checked_safetensors(path, LANDMARK_SHAPES, what="converted FLAME landmark embedding",
-                                          kind=LANDMARKS_KIND, optional=OPTIONAL_LANDMARKS)
+                                          kind=LANDMARKS_KIND, converter=CONVERTER, optional=OPTIONAL_LANDMARKS)
     return FlameLandmarks(tensors, topology, source=path)

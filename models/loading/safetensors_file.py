@@ -70,17 +70,18 @@ def write_safetensors_atomic(path: str | PathLike[str], tensors: Mapping[str, to
 
 def read_checked_safetensors(path: str | PathLike[str],
                              expected: Mapping[str, Shape] | Callable[[dict[str, Any]], Mapping[str, Shape]], *,
-                             what: str, kind: str,
+                             what: str, kind: str, converter: str,
                              optional: Iterable[str] = ()) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load a converted file after checking its `kind` tag and every key and shape.
 
     `expected` may be a function of the parsed metadata, for files whose sizes vary (the texture
     resolution). Shapes come from the header, so a wrong file is rejected before any tensor data
-    is read. Returns the tensors (CPU) and the parsed provenance metadata.
+    is read. Returns the tensors (CPU) and the parsed provenance metadata. `converter` names the
+    script that writes such files, for the error a user sees.
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(path, f"{what} not found (convert the official files with scripts/convert_flame_deca.py)")
+        raise ModelFileError(path, f"{what} not found (convert the official files with {converter})")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             raw_meta = (handle.metadata() or {}).get(META_KEY)
@@ -90,7 +91,7 @@ def read_checked_safetensors(path: str | PathLike[str],
                 meta = {}
             if meta.get("kind") != kind:
                 raise ModelFileError(path, f"not a {what}: its metadata kind is {meta.get('kind')!r}, "
-                                           f"expected {kind!r} (files are written by scripts/convert_flame_deca.py)")
+                                           f"expected {kind!r} (files are written by {converter})")
             names = handle.keys()
             shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in names}
             wanted = expected(meta) if callable(expected) else expected

@@ -1,6 +1,7 @@
 """Strict key / shape checks: readable diffs naming the file, manifests, converted-file loading."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -84,20 +85,21 @@ def test_optional_keys_may_be_absent_but_not_misshaped():
 def test_safetensors_written_atomically_and_read_strictly(tmp_path):
     path = tmp_path / "out" / "thing.safetensors"
     tensors = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.tensor(3)}
+    read = functools.partial(read_checked_safetensors, converter="scripts/make_thing.py")
     write_safetensors_atomic(path, tensors, {"kind": "thing", "source": {"sha256": "00"}})
     write_safetensors_atomic(path, tensors, {"kind": "thing", "source": {"sha256": "11"}})  # replaces in place
     assert sorted(p.name for p in path.parent.iterdir()) == ["thing.safetensors"]
-    loaded, meta = read_checked_safetensors(path, {"a": (2, 3), "b": ()}, what="thing file", kind="thing")
+    loaded, meta = read(path, {"a": (2, 3), "b": ()}, what="thing file", kind="thing")
     assert torch.equal(loaded["a"], tensors["a"]) and meta["source"]["sha256"] == "11"
     with pytest.raises(ModelFileError, match="metadata kind is 'thing', expected 'other'"):
-        read_checked_safetensors(path, {"a": (2, 3), "b": ()}, what="other file", kind="other")
+        read(path, {"a": (2, 3), "b": ()}, what="other file", kind="other")
     with pytest.raises(StateDictMismatchError, match=r"a: expected \(3, 2\), found \(2, 3\)"):
-        read_checked_safetensors(path, {"a": (3, 2), "b": ()}, what="thing file", kind="thing")
-    with pytest.raises(ModelFileError, match="not found"):
-        read_checked_safetensors(tmp_path / "nope.safetensors", {}, what="thing file", kind="thing")
+        read(path, {"a": (3, 2), "b": ()}, what="thing file", kind="thing")
+    with pytest.raises(ModelFileError, match="not found .convert the official files with scripts/make_thing.py"):
+        read(tmp_path / "nope.safetensors", {}, what="thing file", kind="thing")
     (tmp_path / "junk.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
     with pytest.raises(ModelFileError, match="junk.safetensors"):
-        read_checked_safetensors(tmp_path / "junk.safetensors", {}, what="thing file", kind="thing")
+        read(tmp_path / "junk.safetensors", {}, what="thing file", kind="thing")
 
 
 def test_tensors_sharing_storage_are_written_as_copies(tmp_path):
