@@ -44,9 +44,11 @@ class FaceCropInfo:
     crop_size: int
     affine: np.ndarray  # (2, 3)
     detection: FaceDetection | None  # None: placeholder for a frame without a face
+    face_index: int = -1  # the face's position in its frame, left to right (-1 for a placeholder)
 
     def __post_init__(self):
         object.__setattr__(self, "source_index", int(self.source_index))
+        object.__setattr__(self, "face_index", int(self.face_index))
         object.__setattr__(self, "source_size", (int(self.source_size[0]), int(self.source_size[1])))
         object.__setattr__(self, "crop_size", int(self.crop_size))
         object.__setattr__(self, "affine", frozen_array(self.affine, np.float64).reshape(2, 3))

@@ -60,6 +60,7 @@ def test_selection_modes_and_left_to_right_order():
     assert crops.shape == (2, 64, 64, 3) and [c.detection for c in info.items] == [big, big]
     crops, info = crop_faces(images, dets, CropSettings(size=64, selection="all"))
     assert [(c.source_index, c.detection) for c in info.items] == [(0, small), (0, big), (1, big)]
+    assert [c.face_index for c in info.items] == [0, 1, 0]
     crops, info = crop_faces(images, dets, CropSettings(size=64, selection="index", face_index=0,
                                                         on_no_face="passthrough"))
     assert [c.detection for c in info.items] == [small, big]
