@@ -5,13 +5,30 @@ from comfy_api.latest import ComfyExtension, io
 
 from .face_crop import FaceAlignCrop
 from .face_detect import FaceDetect
+from .face_fit import FaceFit
 from .face_paste import FacePasteBack
 from .model_files import register_model_folders
+from .render_buffers import RenderBuffersNode
+from .rig_animate import RigAnimate
+from .rig_edit import RigEdit
+from .rig_files import LoadFaceRig, SaveFaceRig
+from .rig_lighting import RigLighting
+from .rig_preview_edit import RigPreviewEdit
+from .rig_transfer import RigTransfer
 
 NODE_LIST: list[type[io.ComfyNode]] = [
     FaceDetect,
     FaceAlignCrop,
     FacePasteBack,
+    FaceFit,
+    RigEdit,
+    RigLighting,
+    RigTransfer,
+    RigAnimate,
+    RenderBuffersNode,
+    RigPreviewEdit,
+    SaveFaceRig,
+    LoadFaceRig,
 ]
 
 

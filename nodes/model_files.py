@@ -13,7 +13,9 @@ import folder_paths
 # folder_paths key -> (sub-folder of ComfyUI/models, accepted file extensions)
 MODEL_FOLDERS: dict[str, tuple[str, set[str]]] = {
     "likeness_mediapipe": (os.path.join("likeness", "mediapipe"), {".tflite"}),
+    "likeness_rigs": (os.path.join("likeness", "rigs"), {".safetensors"}),
 }
+RIG_OUTPUT_SUBFOLDER = "likeness_rigs"  # Save Face Rig writes here, inside ComfyUI's output folder
 
 
 def register_model_folders() -> None:
@@ -21,6 +23,12 @@ def register_model_folders() -> None:
         folder_paths.add_model_folder_path(key, os.path.join(folder_paths.models_dir, sub))
         paths, known = folder_paths.folder_names_and_paths[key]
         folder_paths.folder_names_and_paths[key] = (paths, set(known) | exts)
+    # saved rigs are listed by Load Face Rig without the user moving them
+    folder_paths.add_model_folder_path("likeness_rigs", rig_output_dir())
+
+
+def rig_output_dir() -> str:
+    return os.path.join(folder_paths.get_output_directory(), RIG_OUTPUT_SUBFOLDER)
 
 
 def folder_dirs(key: str) -> list[Path]:

@@ -1,0 +1,50 @@
+"""LikenessFaceFit: fit the 3D face rig to aligned face crops."""
+from comfy_api.latest import io
+
+from ..models.render.preview import wireframe_overlay
+from .runtime import check_interrupt
+from .wires import FaceCrop, FaceRig
+
+BACKENDS = ("embedded mesh (468 points)",)
+
+
+class FaceFit(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LikenessFaceFit",
+            display_name="FaceFit",
+            category="Likeness/Rig",
+            description="Fits a 3D face rig to each aligned crop: head pose and camera, the person's face shape, "
+                        "the expression (as action units), skin colour per vertex and the photo's lighting as "
+                        "spherical harmonics. The embedded backend uses the 468-point face mesh of the built-in "
+                        "landmarker and needs no download. The rig drives Rig Edit, Render Buffers and the "
+                        "preview edit.",
+            inputs=[
+                io.Image.Input("crops", tooltip="Aligned face crops from Face Align Crop."),
+                FaceCrop.Input("face_crop", tooltip="The FACE_CROP output of the same Face Align Crop; it carries "
+                                                    "the landmarks the fit starts from."),
+                io.Combo.Input("backend", options=list(BACKENDS), default=BACKENDS[0],
+                               tooltip="Face model to fit. The embedded mesh works with no downloads."),
+            ],
+            outputs=[
+                FaceRig.Output(display_name="face_rig", tooltip="The fitted rig, one face per crop."),
+                io.Image.Output(display_name="overlay", tooltip="The crops with the fitted mesh drawn on, to "
+                                                                "check the fit."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, crops, face_crop, backend: str) -> io.NodeOutput:
+        from ..models.rig.fit_mesh import FitError, fit_mesh468
+        from ..models.rig.geometry import rig_mesh
+
+        try:
+            rig = fit_mesh468(crops, face_crop, check_interrupt=check_interrupt)
+        except FitError as err:
+            raise ValueError(f"Likeness FaceFit: {err}") from None
+        if len(rig) == 0:
+            return io.NodeOutput(rig, crops.clone())
+        mesh = rig_mesh(rig)
+        overlay = wireframe_overlay(crops[..., :3], mesh.screen, mesh.faces, colour=(0.2, 1.0, 0.4), alpha=0.6)
+        return io.NodeOutput(rig, overlay)
