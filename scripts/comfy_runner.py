@@ -447,9 +447,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         entry = server.run(prompt, timeout=args.timeout)
         print(f"[comfy_runner] finished in {time.monotonic() - started:.1f} s", file=sys.stderr)
-        files = server.output_files(entry)
-        if not files:
+        if not server.output_files(entry):
             raise ComfyError("the workflow finished but saved no image (it needs a SaveImage node)")
+        # everything the run wrote to the output folder: images, and files such as saved face rigs
+        files = sorted(p for p in server.output_dir.rglob("*") if p.is_file())
         for src in files:
             dest = unique_destination(out_dir / src.relative_to(server.output_dir))
             dest.parent.mkdir(parents=True, exist_ok=True)

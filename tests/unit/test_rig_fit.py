@@ -80,3 +80,19 @@ def test_placeholder_crops_fit_a_mean_face_that_renders_empty(fitted):
     rig = fit_mesh468(torch.cat([crops, crops]), FaceCrops((info.items[0], placeholder)))
     out = render_rig(rig)
     assert out.buffers.mask[0].sum() > 0 and out.buffers.mask[1].sum() == 0
+
+
+def test_mirroring_the_photo_flips_yaw_and_roll(fitted):
+    from models.rig.edit import rig_yaw_pitch_roll
+
+    detector = FaceDetector(find_mediapipe_models([]))
+    for name, (_, _, rig) in fitted.items():
+        image = photo(name)[None].flip(2)
+        faces, _ = find_faces(detector, image)
+        crops, info = crop_faces(image, faces, CropSettings(size=256))
+        yaw, pitch, roll = rig_yaw_pitch_roll(rig)[0].tolist()
+        yaw_m, pitch_m, roll_m = rig_yaw_pitch_roll(fit_mesh468(crops, info))[0].tolist()
+        assert abs(yaw + yaw_m) < 3.0 and abs(roll + roll_m) < 3.0 and abs(pitch - pitch_m) < 3.0, \
+            f"{name}: yaw {yaw:.1f}/{yaw_m:.1f}, roll {roll:.1f}/{roll_m:.1f}, pitch {pitch:.1f}/{pitch_m:.1f}"
+    # the three-quarter photo really is turned, so the check above is not trivially about zeros
+    assert abs(rig_yaw_pitch_roll(fitted["fr_kit_moody.jpg"][2])[0, 0]) > 15
