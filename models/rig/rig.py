@@ -10,7 +10,8 @@ Two geometries share the layout:
   the head centre); `expression` are the fitted action-unit weights (B, N_AU) that, applied to
   `identity`, reproduce the photo; `albedo` is per-vertex RGB (B, 468, 3).
 * "flame" (FLAME 2020 via DECA, as DiffusionRig): `identity` = shape coefficients (B, 100),
-  `expression` = expression coefficients (B, 50), `albedo` = texture coefficients (B, 50).
+  `expression` = expression coefficients (B, 50), `albedo` = texture coefficients (B, 50) when a
+  FLAME texture space is installed, else per-vertex RGB (B, 5023, 3) sampled from the photo.
 
 Common to both:
   action_units (B, N_AU)  edits on top of the fit, in ACTION_UNITS order; all zero = as fitted
