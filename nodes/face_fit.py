@@ -26,6 +26,9 @@ class FaceFit(io.ComfyNode):
                                                     "the landmarks the fit starts from."),
                 io.Combo.Input("backend", options=list(BACKENDS), default=BACKENDS[0],
                                tooltip="Face model to fit. The embedded mesh works with no downloads."),
+                io.Float.Input("max_yaw", default=45.0, min=10.0, max=90.0, step=1.0,
+                               tooltip="Faces turned further than this from frontal (degrees) stop with a message: "
+                                       "the landmark model guesses the hidden half of near-profile faces."),
             ],
             outputs=[
                 FaceRig.Output(display_name="face_rig", tooltip="The fitted rig, one face per crop."),
@@ -35,12 +38,12 @@ class FaceFit(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, crops, face_crop, backend: str) -> io.NodeOutput:
-        from ..models.rig.fit_mesh import FitError, fit_mesh468
+    def execute(cls, crops, face_crop, backend: str, max_yaw: float) -> io.NodeOutput:
+        from ..models.rig.fit_mesh import FitError, MeshFitSettings, fit_mesh468
         from ..models.rig.geometry import rig_mesh
 
         try:
-            rig = fit_mesh468(crops, face_crop, check_interrupt=check_interrupt)
+            rig = fit_mesh468(crops, face_crop, MeshFitSettings(max_yaw_degrees=max_yaw), check_interrupt=check_interrupt)
         except FitError as err:
             raise ValueError(f"Likeness FaceFit: {err}") from None
         if len(rig) == 0:

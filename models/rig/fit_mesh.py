@@ -21,6 +21,7 @@ import torch
 from ..faces.crops import FaceCropInfo, FaceCrops
 from .action_units import ACTION_UNITS, action_unit_basis
 from .appearance import fit_appearance
+from .edit import matrix_euler
 from .geometry import rig_mesh
 from .jaw import jaw_weights
 from .procrustes import similarity_fit
@@ -34,6 +35,7 @@ class MeshFitSettings:
     expression_ridge: float = 0.05  # pulls small, ambiguous residuals into identity rather than expression
     lower_face_weight: float = 0.2  # Procrustes weight of the jaw-driven points
     brow_weight: float = 0.5
+    max_yaw_degrees: float = 45.0  # past this the landmark model guesses the hidden half of the face
 
 
 class FitError(ValueError):
@@ -107,6 +109,11 @@ def fit_mesh468(crops: torch.Tensor, info: FaceCrops, settings: MeshFitSettings 
         s, r, t = (v[0] for v in similarity_fit(canonical, target[None], weights))
         if not torch.isfinite(s) or s <= 0:
             raise FitError(f"face in frame {item.source_index + 1}: degenerate pose fit")
+        yaw = float(torch.rad2deg(matrix_euler(r)[0]))
+        if abs(yaw) > settings.max_yaw_degrees:
+            raise FitError(f"the face in frame {item.source_index + 1} is turned {abs(yaw):.0f} degrees from frontal; "
+                           f"the landmark model is unreliable past about {settings.max_yaw_degrees:.0f} degrees "
+                           "(profile views). Use a more frontal photo, or raise max_yaw")
         local = ((target - t) @ r) / s  # back into the canonical frame
         scales.append(s), rotations.append(r), translations.append(t)
         residuals.append(local - canonical)

@@ -96,3 +96,15 @@ def test_mirroring_the_photo_flips_yaw_and_roll(fitted):
             f"{name}: yaw {yaw:.1f}/{yaw_m:.1f}, roll {roll:.1f}/{roll_m:.1f}, pitch {pitch:.1f}/{pitch_m:.1f}"
     # the three-quarter photo really is turned, so the check above is not trivially about zeros
     assert abs(rig_yaw_pitch_roll(fitted["fr_kit_moody.jpg"][2])[0, 0]) > 15
+
+
+def test_profile_faces_are_refused_with_a_clear_message():
+    from models.rig.fit_mesh import FitError, MeshFitSettings
+
+    detector = FaceDetector(find_mediapipe_models([]))
+    image = photo("if_profile_left.jpeg")[None]
+    faces, _ = find_faces(detector, image)
+    crops, info = crop_faces(image, faces, CropSettings(size=256))
+    with pytest.raises(FitError, match=r"turned \d+ degrees from frontal.*profile"):
+        fit_mesh468(crops, info)
+    assert len(fit_mesh468(crops, info, MeshFitSettings(max_yaw_degrees=90.0))) == 1
