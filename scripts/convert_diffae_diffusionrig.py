@@ -29,7 +29,8 @@ if str(ROOT) not in sys.path:
 from models.diffusion import files, official  # noqa: E402
 from models.diffusion.config import (DIFFUSIONRIG_256, FFHQ256_AUTOENC, DiffAEConfig,  # noqa: E402
                                      DiffusionRigConfig)
-from models.loading import ModelFileError, sha256_file, write_safetensors_atomic  # noqa: E402
+from models.loading import sha256_file, write_safetensors_atomic  # noqa: E402
+from models.loading.conversions import run_conversions  # noqa: E402
 
 FORMAT_VERSION = 1
 
@@ -69,19 +70,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    jobs = [(args.diffae, convert_diffae), (args.diffusionrig, convert_diffusionrig)]
-    failed = 0
-    for source, convert in jobs:
-        if source is None:
-            continue
-        try:
-            written = convert(source, args.out)
-        except ModelFileError as exc:
-            failed += 1
-            print(f"error: {exc}", file=sys.stderr)
-            continue
-        print(f"{source} -> {written}")
-    return 1 if failed else 0
+    return run_conversions([(args.diffae, lambda p: convert_diffae(p, args.out)),
+                            (args.diffusionrig, lambda p: convert_diffusionrig(p, args.out))])
 
 
 if __name__ == "__main__":

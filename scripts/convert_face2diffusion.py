@@ -30,7 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from models.identity import files, official  # noqa: E402
-from models.loading import ModelFileError, sha256_file, write_safetensors_atomic  # noqa: E402
+from models.loading import sha256_file, write_safetensors_atomic  # noqa: E402
+from models.loading.conversions import run_conversions  # noqa: E402
 
 FORMAT_VERSION = 1
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
@@ -73,18 +74,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    failed = 0
-    for source, job in ((args.msid, convert_msid), (args.mapping, convert_mapping)):
-        if source is None:
-            continue
-        try:
-            written = job(source, args.out)
-        except ModelFileError as exc:
-            failed += 1
-            print(f"error: {exc}", file=sys.stderr)
-            continue
-        print(f"{source} -> {written}")
-    return 1 if failed else 0
+    return run_conversions([(args.msid, lambda p: convert_msid(p, args.out)),
+                            (args.mapping, lambda p: convert_mapping(p, args.out))])
 
 
 if __name__ == "__main__":

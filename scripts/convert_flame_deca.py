@@ -28,7 +28,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from models.flame import FLAME2020, files, official  # noqa: E402
-from models.loading import ModelFileError, sha256_file, write_safetensors_atomic  # noqa: E402
+from models.loading import sha256_file, write_safetensors_atomic  # noqa: E402
+from models.loading.conversions import run_conversions  # noqa: E402
 
 CONVERTER = "scripts/convert_flame_deca.py"
 FORMAT_VERSION = 1
@@ -93,18 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (args.deca, lambda p: convert_deca(p, args.out)),
             (args.texture, lambda p: convert_texture(p, args.out, args.n_tex)),
             (args.landmarks, lambda p: convert_landmarks(p, args.out))]
-    failed = 0
-    for source, convert in jobs:
-        if source is None:
-            continue
-        try:
-            written = convert(source)
-        except ModelFileError as exc:
-            failed += 1
-            print(f"error: {exc}", file=sys.stderr)
-            continue
-        print(f"{source} -> {written}")
-    return 1 if failed else 0
+    return run_conversions(jobs)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ wired to an output: a node that needs a variant builds a new value.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
