@@ -55,7 +55,14 @@ def from_screen_xy(points: torch.Tensor, camera: torch.Tensor, size: int) -> tor
     return ndc / camera[:, None, :1] - camera[:, None, 1:]
 
 
-def rig_mesh(rig: FaceRig) -> RigMesh:
+def rig_mesh(rig: FaceRig, flame=None) -> RigMesh:
+    """The posed mesh; a FLAME rig needs its FlameAssets (`flame`, from flame_backend.load_flame_assets)."""
+    if rig.geometry == "flame":
+        if flame is None:
+            raise ValueError("a FLAME rig needs its FLAME assets to build a mesh: pass flame=load_flame_assets(folder)")
+        from .flame_backend import flame_rig_mesh  # imported here: flame_backend builds on this module
+
+        return flame_rig_mesh(rig, flame)
     mesh = load_mesh468()
     local = canonical_vertices(rig)
     world = local @ axis_angle_to_matrix(rig.pose).transpose(-1, -2)
