@@ -14,6 +14,7 @@ import folder_paths
 MODEL_FOLDERS: dict[str, tuple[str, set[str]]] = {
     "likeness_mediapipe": (os.path.join("likeness", "mediapipe"), {".tflite"}),
     "likeness_rigs": (os.path.join("likeness", "rigs"), {".safetensors"}),
+    "likeness_flame": (os.path.join("likeness", "flame"), {".safetensors", ".npz"}),
 }
 RIG_OUTPUT_SUBFOLDER = "likeness_rigs"  # Save Face Rig writes here, inside ComfyUI's output folder
 

@@ -4,6 +4,7 @@ from comfy_api.latest import io
 
 from ..models.render.buffers import PHYSIC_ORDERS
 from ..models.render.preview import buffers_to_images, wireframe_overlay
+from .flame_assets import assets_for
 from .wires import FaceRig, RenderBuffers
 
 
@@ -43,7 +44,7 @@ class RenderBuffersNode(io.ComfyNode):
     def execute(cls, face_rig, channel_order: str, crops=None) -> io.NodeOutput:
         from ..models.rig.render import render_rig
 
-        out = render_rig(face_rig, channel_order)
+        out = render_rig(face_rig, channel_order, flame=assets_for(face_rig))
         previews = buffers_to_images(out.buffers)
         base = previews["rendered"] if crops is None else crops[..., :3]
         if base.shape[1:3] != previews["rendered"].shape[1:3]:

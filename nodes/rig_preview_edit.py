@@ -1,6 +1,7 @@
 """LikenessRigPreviewEdit: apply a rig edit to the photo itself, with no diffusion weights."""
 from comfy_api.latest import io
 
+from .flame_assets import assets_for
 from .wires import FaceRig
 
 
@@ -37,7 +38,7 @@ class RigPreviewEdit(io.ComfyNode):
         from ..models.rig.rig_preview import edit_crops, frames_for_paste
 
         try:
-            edited, _ = edit_crops(crops, fitted_rig, edited_rig)
+            edited, _ = edit_crops(crops, fitted_rig, edited_rig, flame=assets_for(fitted_rig))
             frames, records = frames_for_paste(image[..., :3], fitted_rig, len(edited_rig))
         except ValueError as err:
             raise ValueError(f"Likeness Rig Preview Edit: {err}") from None

@@ -46,6 +46,7 @@ def save_rig(rig: FaceRig, path: str | PathLike[str]) -> Path:
     meta = {
         "kind": KIND, "format_version": FORMAT_VERSION, "geometry": rig.geometry, "crop_size": rig.crop_size,
         "faces": len(rig), "face_index": list(rig.face_index), "action_units": [u.key for u in ACTION_UNITS],
+        "albedo_shape": list(rig.albedo.shape[1:]),
         "crops": None if rig.crops is None else [_crop_to_json(c) for c in rig.crops.items],
     }
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in rig.tensors().items()}
@@ -66,8 +67,11 @@ def load_rig(path: str | PathLike[str]) -> FaceRig:
             raise ModelFileError(path, f"saved with action units {units}; this version of the pack has "
                                        f"{[u.key for u in ACTION_UNITS]}")
         k, v = len(units), 468
+        flame_albedo = (b, *meta.get("albedo_shape", (50,)))  # texture coefficients or per-vertex colour
+        if geometry == "flame" and flame_albedo[1:] not in ((50,), (5023, 3)):
+            raise ModelFileError(path, f"unexpected FLAME albedo shape {list(flame_albedo[1:])}")
         per_geometry = {"mesh468": {"identity": (b, v, 3), "expression": (b, k), "albedo": (b, v, 3)},
-                        "flame": {"identity": (b, 100), "expression": (b, 50), "albedo": (b, 50)}}
+                        "flame": {"identity": (b, 100), "expression": (b, 50), "albedo": flame_albedo}}
         if geometry not in per_geometry:
             raise ModelFileError(path, f"unknown rig geometry {geometry!r}")
         return {**per_geometry[geometry], "action_units": (b, k), "pose": (b, 3), "jaw": (b, 3), "eyes": (b, 6),

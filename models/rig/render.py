@@ -26,8 +26,12 @@ class RigRender:
     mesh: RigMesh
 
 
-def render_rig(rig: FaceRig, order: str | tuple[str, ...] = "diffusionrig") -> RigRender:
-    mesh = rig_mesh(rig)
+def render_rig(rig: FaceRig, order: str | tuple[str, ...] = "diffusionrig", flame=None) -> RigRender:
+    """`flame`: the FlameAssets a FLAME rig was fitted with (flame_backend.load_flame_assets)."""
+    if rig.albedo.dim() != 3:
+        raise ValueError("this rig's albedo is FLAME texture coefficients; rendering them needs FLAME's UV layout, "
+                         "which the pack does not convert yet: fit without FLAME_texture so albedo comes per vertex")
+    mesh = rig_mesh(rig, flame=flame)
     size = rig.crop_size
     buffers = render_buffers(mesh.screen, mesh.faces, mesh.normals, rig.light, size, size, albedo_vertex=rig.albedo)
     if rig.crops is not None and not all(item.valid for item in rig.crops.items):

@@ -30,10 +30,10 @@ def pair_for_edit(crops: torch.Tensor, fitted: FaceRig, edited: FaceRig) -> tupl
     raise ValueError(f"{len(edited)} edited faces for {len(fitted)} fitted ones: give one fitted face, or as many")
 
 
-def edit_crops(crops: torch.Tensor, fitted: FaceRig, edited: FaceRig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(edited crops (N, S, S, 3), change mask (N, S, S)) for each edited face."""
+def edit_crops(crops: torch.Tensor, fitted: FaceRig, edited: FaceRig, flame=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(edited crops (N, S, S, 3), change mask (N, S, S)) for each edited face (`flame`: a FLAME rig's assets)."""
     crops, fitted = pair_for_edit(crops[..., :3], fitted, edited)
-    before, after = render_rig(fitted), render_rig(edited)
+    before, after = render_rig(fitted, flame=flame), render_rig(edited, flame=flame)
     out, mask = preview_edit(crops, screen_old=before.mesh.screen, screen_new=after.mesh.screen,
                              faces=before.mesh.faces, shading_old=before.buffers.shading,
                              shading_new=after.buffers.shading, mask_old=before.buffers.mask)
