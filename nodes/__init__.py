@@ -13,6 +13,7 @@ from .rig_animate import RigAnimate
 from .rig_edit import RigEdit
 from .rig_files import LoadFaceRig, SaveFaceRig
 from .rig_lighting import RigLighting
+from .rig_overlay import RigOverlay
 from .rig_preview_edit import RigPreviewEdit
 from .rig_transfer import RigTransfer
 
@@ -27,6 +28,7 @@ NODE_LIST: list[type[io.ComfyNode]] = [
     RigAnimate,
     RenderBuffersNode,
     RigPreviewEdit,
+    RigOverlay,
     SaveFaceRig,
     LoadFaceRig,
 ]
