@@ -25,8 +25,10 @@ def flame_folder() -> Path:
 def _load(folder: str, stamp: tuple):
     from ..models.rig.flame_backend import load_flame_assets
 
-    # FLAME's texture space needs its UV layout to render, which is not converted yet: fit per-vertex albedo
-    return dataclasses.replace(load_flame_assets(folder), texture=None)
+    # FLAME's texture space renders only through its UV layout (flame_uv.safetensors): with both, fits keep
+    # DECA's texture code and light, as DiffusionRig does; with the texture alone, fit per-vertex albedo instead
+    assets = load_flame_assets(folder)
+    return assets if assets.uv is not None else dataclasses.replace(assets, texture=None)
 
 
 def flame_assets():

@@ -7,7 +7,7 @@ pack cannot ship or download them. Users convert them once:
     python scripts/convert_flame_deca.py \\
         --flame generic_model.pkl --deca deca_model.tar \\
         --texture FLAME_texture.npz --landmarks landmark_embedding.npy \\
-        --out ComfyUI/models/likeness/flame
+        --uv head_template.obj --out ComfyUI/models/likeness/flame
 
 Any subset of the inputs may be given. Pickled inputs are read with restricted unpicklers (no
 chumpy needed, no code in them is run); every input is checked against the published layout
@@ -27,11 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.flame import FLAME2020, files, official  # noqa: E402
-from models.loading import sha256_file, write_safetensors_atomic  # noqa: E402
+from models.flame import FLAME2020, files, flame_tensor_shapes, official  # noqa: E402
+from models.flame.uv_layout import read_head_template_obj  # noqa: E402
+from models.loading import read_checked_safetensors, sha256_file, write_safetensors_atomic  # noqa: E402
 from models.loading.conversions import run_conversions  # noqa: E402
 
 CONVERTER = "scripts/convert_flame_deca.py"
+FLAME2020_SHAPES = flame_tensor_shapes(FLAME2020)
 FORMAT_VERSION = 1
 
 
@@ -73,6 +75,21 @@ def convert_landmarks(source: Path, out_dir: Path) -> Path:
     return write_safetensors_atomic(out_dir / files.LANDMARKS_FILE, tensors, meta)
 
 
+def convert_uv(source: Path, out_dir: Path) -> Path:
+    """DECA's head_template.obj -> flame_uv.safetensors; its triangles are compared with the converted
+    FLAME model's when `out_dir` holds one."""
+    faces = None
+    if (out_dir / files.FLAME_FILE).is_file():
+        tensors, _ = read_checked_safetensors(out_dir / files.FLAME_FILE, FLAME2020_SHAPES, kind=files.FLAME_KIND,
+                                              what="converted FLAME 2020 model", converter=CONVERTER)
+        faces = tensors["faces"]
+    layout = read_head_template_obj(source, faces)
+    tensors = {"uv": layout["uv"], "uv_faces": layout["uv_faces"]}
+    meta = provenance(files.UV_KIND, source, uv_coords=int(layout["uv"].shape[0]),
+                      faces=int(layout["uv_faces"].shape[0]), checked_against_flame=faces is not None)
+    return write_safetensors_atomic(out_dir / files.UV_FILE, tensors, meta)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,11 +97,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--deca", type=Path, help="DECA deca_model.tar")
     parser.add_argument("--texture", type=Path, help="FLAME_texture.npz or FLAME_albedo_from_BFM.npz")
     parser.add_argument("--landmarks", type=Path, help="DECA landmark_embedding.npy")
+    parser.add_argument("--uv", type=Path, help="DECA data/head_template.obj (FLAME's UV layout)")
     parser.add_argument("--n-tex", type=int, default=50, help="texture components to keep (DECA uses 50)")
     parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. ComfyUI/models/likeness/flame")
     args = parser.parse_args(argv)
-    if not any((args.flame, args.deca, args.texture, args.landmarks)):
-        parser.error("give at least one of --flame, --deca, --texture, --landmarks")
+    if not any((args.flame, args.deca, args.texture, args.landmarks, args.uv)):
+        parser.error("give at least one of --flame, --deca, --texture, --landmarks, --uv")
     return args
 
 
@@ -93,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = [(args.flame, lambda p: convert_flame(p, args.out)),
             (args.deca, lambda p: convert_deca(p, args.out)),
             (args.texture, lambda p: convert_texture(p, args.out, args.n_tex)),
-            (args.landmarks, lambda p: convert_landmarks(p, args.out))]
+            (args.landmarks, lambda p: convert_landmarks(p, args.out)),
+            (args.uv, lambda p: convert_uv(p, args.out))]  # after --flame: checked against its faces
     return run_conversions(jobs)
 
 

@@ -9,23 +9,28 @@ from __future__ import annotations
 from os import PathLike
 from typing import Any
 
+import torch
+
 from ..loading import ModelFileError, read_checked_safetensors
 from .config import DECA_CONFIG, FLAME2020, FlameConfig, FlameTopology, flame_tensor_shapes
 from .deca_encoder import DecaFlameEncoder, encoder_state_shapes
 from .landmarks import LANDMARK_SHAPES, OPTIONAL_LANDMARKS, FlameLandmarks
 from .model import FlameModel
 from .texture import FlameTexture, texture_shapes
+from .uv_layout import FlameUV
 
 FLAME_FILE = "flame2020_generic.safetensors"
 DECA_E_FLAME_FILE = "deca_e_flame.safetensors"
 TEXTURE_FILE = "flame_texture.safetensors"
 LANDMARKS_FILE = "flame_landmarks.safetensors"
+UV_FILE = "flame_uv.safetensors"
 
 # metadata `kind` tags written by the converter
 FLAME_KIND = "flame2020_generic"
 DECA_E_FLAME_KIND = "deca_e_flame"
 TEXTURE_KIND = "flame_texture"
 LANDMARKS_KIND = "flame_landmarks"
+UV_KIND = "flame_uv"
 
 PathArg = str | PathLike[str]
 CONVERTER = "scripts/convert_flame_deca.py"
@@ -69,3 +74,20 @@ def load_flame_landmarks(path: PathArg, topology: FlameTopology = FLAME2020) -> 
     tensors, _ = read_checked_safetensors(path, LANDMARK_SHAPES, what="converted FLAME landmark embedding",
                                           kind=LANDMARKS_KIND, converter=CONVERTER, optional=OPTIONAL_LANDMARKS)
     return FlameLandmarks(tensors, topology, source=path)
+
+
+def load_flame_uv(path: PathArg, topology: FlameTopology = FLAME2020) -> FlameUV:
+    """FLAME's UV layout from `flame_uv.safetensors` (UV count from its metadata)."""
+
+    def expected(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        try:
+            return {"uv": (int(meta["uv_coords"]), 2), "uv_faces": (topology.n_faces, 3)}
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError(path, f"UV layout metadata lacks 'uv_coords'; re-run {CONVERTER} --uv") from None
+
+    tensors, _ = read_checked_safetensors(path, expected, what="converted FLAME UV layout", kind=UV_KIND,
+                                          converter=CONVERTER)
+    uv, uv_faces = tensors["uv"].to(torch.float32), tensors["uv_faces"].to(torch.int64)
+    if uv_faces.numel() and (int(uv_faces.min()) < 0 or int(uv_faces.max()) >= uv.shape[0]):
+        raise ModelFileError(path, f"uv_faces refer outside the {uv.shape[0]} UV coordinates")
+    return FlameUV(uv, uv_faces)

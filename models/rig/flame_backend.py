@@ -24,9 +24,9 @@ import torch
 
 from ..faces.align import warp_affine
 from ..faces.crops import FaceCropInfo, FaceCrops
-from ..flame import (DECA_E_FLAME_FILE, FLAME_FILE, LANDMARKS_FILE, TEXTURE_FILE, DecaFlameEncoder, FlameLandmarks,
-                     FlameModel, FlameTexture, load_deca_encoder, load_flame_landmarks, load_flame_model,
-                     load_flame_texture)
+from ..flame import (DECA_E_FLAME_FILE, FLAME_FILE, LANDMARKS_FILE, TEXTURE_FILE, UV_FILE, DecaFlameEncoder,
+                     FlameLandmarks, FlameModel, FlameTexture, FlameUV, load_deca_encoder, load_flame_landmarks,
+                     load_flame_model, load_flame_texture, load_flame_uv)
 from ..flame.deca_encoder import CODE_SPLIT
 from ..loading import ModelFileError
 from ..render.interpolate import face_vertex_normals
@@ -50,13 +50,15 @@ PLACEHOLDER_EYE_HEIGHT = 0.12
 
 @dataclass(frozen=True, eq=False)
 class FlameAssets:
-    """The converted FLAME files; texture, landmarks and the mediapipe embedding are optional."""
+    """The converted FLAME files; texture, landmarks, the mediapipe embedding and the UV layout
+    (needed to render the texture space) are optional."""
 
     model: FlameModel
     encoder: DecaFlameEncoder
     texture: FlameTexture | None = None
     landmarks: FlameLandmarks | None = None
     mediapipe: MediapipeEmbedding | None = None
+    uv: FlameUV | None = None
 
 
 def load_flame_assets(folder: str | Path) -> FlameAssets:
@@ -77,7 +79,8 @@ def load_flame_assets(folder: str | Path) -> FlameAssets:
     landmarks = load_flame_landmarks(folder / LANDMARKS_FILE) if (folder / LANDMARKS_FILE).is_file() else None
     embedding = folder / MEDIAPIPE_EMBEDDING_FILE
     mediapipe = load_mediapipe_embedding(embedding, model.topology.n_faces) if embedding.is_file() else None
-    return FlameAssets(model, encoder, texture, landmarks, mediapipe)
+    uv = load_flame_uv(folder / UV_FILE, model.topology) if (folder / UV_FILE).is_file() else None
+    return FlameAssets(model, encoder, texture, landmarks, mediapipe, uv)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """FaceFit's FLAME backend in a real ComfyUI, on synthetic FLAME 2020 / DECA files in the official formats
 converted by scripts/convert_flame_deca.py: a clear message while the files are missing, then fit, edit,
-render, preview and a save/load round trip once they are in models/likeness/flame."""
+render, preview and a save/load round trip once they are in models/likeness/flame, then again with FLAME's
+texture space and UV layout (DECA's texture code rendered through it)."""
 import os
 import sys
 import uuid
@@ -31,6 +32,24 @@ def write_flame_files(folder):
     converter.convert_flame(work / "generic_model.pkl", folder)
     converter.convert_deca(work / "deca_model.tar", folder)
     converter.convert_landmarks(work / "landmark_embedding.npy", folder)
+
+
+def add_texture_and_uv(folder):
+    """FLAME's texture space and a UV layout for the synthetic FLAME (test_flame_uv's), converted into `folder`."""
+    import convert_flame_deca as converter
+    from test_flame_official_files import flame_texture_npz
+    from test_flame_uv import template_uv, write_obj
+
+    from models.flame import FLAME_FILE, load_flame_model
+
+    model = load_flame_model(folder / FLAME_FILE)
+    work = folder.parent / f"official_{uuid.uuid4().hex[:6]}"
+    work.mkdir()
+    flame_texture_npz(work / "FLAME_texture.npz")
+    write_obj(work / "head_template.obj", model.v_template.numpy(), model.faces.long(),
+              template_uv(model.v_template.double()), model.faces.long())
+    converter.convert_texture(work / "FLAME_texture.npz", folder, 50)
+    converter.convert_uv(work / "head_template.obj", folder)
 
 
 def graph(comfy, backend):
@@ -77,3 +96,12 @@ def test_flame_backend_end_to_end(comfy):
     rig = load_rig(saved)
     assert rig.geometry == "flame" and rig.identity.shape == (1, 100) and rig.albedo.shape == (1, 5023, 3)
     assert rig.action_units.abs().sum() > 0
+
+    add_texture_and_uv(folder)  # now fits keep DECA's texture code and render it through the UV layout
+    textured = graph(comfy, backend)
+    textured["3"]["inputs"]["max_yaw"] = 44.0  # a new input, so ComfyUI does not reuse the cached fit
+    entry = comfy.run(textured, timeout=600)
+    mask = np.asarray(Image.open(comfy.outputs_by_node(entry)["7"][0]).convert("L"))
+    assert 0.05 < (mask > 127).mean() < 0.8
+    rig = load_rig(entry["outputs"]["10"]["text"][0])
+    assert rig.geometry == "flame" and rig.albedo.shape == (1, 50)

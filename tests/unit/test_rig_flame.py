@@ -157,7 +157,7 @@ def assets(folders):
 def bare(folders, assets):
     """Without texture and landmarks; the model and encoder are shared with `assets` to save memory."""
     loaded = load_flame_assets(folders["bare"])
-    assert loaded.texture is None and loaded.landmarks is None and loaded.mediapipe is None
+    assert loaded.texture is None and loaded.landmarks is None and loaded.mediapipe is None and loaded.uv is None
     return FlameAssets(assets.model, assets.encoder)
 
 
