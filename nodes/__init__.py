@@ -3,10 +3,12 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
+from .diffusion_nodes import DIFFUSION_NODES
 from .face_crop import FaceAlignCrop
 from .face_detect import FaceDetect
 from .face_fit import FaceFit
 from .face_paste import FacePasteBack
+from .identity_nodes import IDENTITY_NODES
 from .model_files import register_model_folders
 from .render_buffers import RenderBuffersNode
 from .rig_animate import RigAnimate
@@ -31,6 +33,8 @@ NODE_LIST: list[type[io.ComfyNode]] = [
     RigOverlay,
     SaveFaceRig,
     LoadFaceRig,
+    *DIFFUSION_NODES,
+    *IDENTITY_NODES,
 ]
 
 

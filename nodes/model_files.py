@@ -15,6 +15,10 @@ MODEL_FOLDERS: dict[str, tuple[str, set[str]]] = {
     "likeness_mediapipe": (os.path.join("likeness", "mediapipe"), {".tflite"}),
     "likeness_rigs": (os.path.join("likeness", "rigs"), {".safetensors"}),
     "likeness_flame": (os.path.join("likeness", "flame"), {".safetensors", ".npz"}),
+    "likeness_diffusion": (os.path.join("likeness", "diffusion"), {".safetensors"}),
+    "likeness_face2diffusion": (os.path.join("likeness", "face2diffusion"), {".safetensors"}),
+    "likeness_dlib": (os.path.join("likeness", "dlib"), {".dat"}),
+    "insightface": ("insightface", {".onnx"}),
 }
 RIG_OUTPUT_SUBFOLDER = "likeness_rigs"  # Save Face Rig writes here, inside ComfyUI's output folder
 
