@@ -33,6 +33,9 @@ class FaceFit(io.ComfyNode):
                                tooltip="Embedded mesh: faces turned further than this from frontal (degrees) stop "
                                        "with a message, as the landmark model guesses the hidden half of "
                                        "near-profile faces."),
+                io.Int.Input("refine_steps", default=60, min=0, max=500,
+                             tooltip="FLAME: optimiser steps refining DECA's estimate of pose, jaw, expression, "
+                                     "shape and camera on the dense landmarks (0 = DECA's regression as is)."),
             ],
             outputs=[
                 FaceRig.Output(display_name="face_rig", tooltip="The fitted rig, one face per crop."),
@@ -42,7 +45,7 @@ class FaceFit(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, crops, face_crop, backend: str, max_yaw: float) -> io.NodeOutput:
+    def execute(cls, crops, face_crop, backend: str, max_yaw: float, refine_steps: int) -> io.NodeOutput:
         from ..models.rig.fit_mesh import FitError, MeshFitSettings, fit_mesh468
         from ..models.rig.geometry import rig_mesh
 
@@ -52,7 +55,7 @@ class FaceFit(io.ComfyNode):
                 from ..models.rig.flame_backend import fit_flame
 
                 flame = flame_assets()
-                rig = fit_flame(crops, face_crop, flame, check_interrupt=check_interrupt)
+                rig = fit_flame(crops, face_crop, flame, refine_steps=refine_steps, check_interrupt=check_interrupt)
             else:
                 rig = fit_mesh468(crops, face_crop, MeshFitSettings(max_yaw_degrees=max_yaw),
                                   check_interrupt=check_interrupt)

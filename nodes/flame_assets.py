@@ -5,6 +5,8 @@ import dataclasses
 import functools
 from pathlib import Path
 
+import torch
+
 from ..models.flame.files import FLAME_FILE
 from .model_files import folder_dirs
 
@@ -27,7 +29,8 @@ def _load(folder: str, stamp: tuple):
 
     # FLAME's texture space renders only through its UV layout (flame_uv.safetensors): with both, fits keep
     # DECA's texture code and light, as DiffusionRig does; with the texture alone, fit per-vertex albedo instead
-    assets = load_flame_assets(folder)
+    with torch.inference_mode(False):  # FaceFit's landmark refinement differentiates through these tensors
+        assets = load_flame_assets(folder)
     return assets if assets.uv is not None else dataclasses.replace(assets, texture=None)
 
 

@@ -156,9 +156,13 @@ def _encode(image: torch.Tensor, item: FaceCropInfo, encoder: DecaFlameEncoder) 
     return code, affine
 
 
-def fit_flame(crops: torch.Tensor, info: FaceCrops, assets: FlameAssets, *,
+def fit_flame(crops: torch.Tensor, info: FaceCrops, assets: FlameAssets, *, refine_steps: int = 0,
               check_interrupt: Callable[[], None] | None = None) -> FaceRig:
-    """A FLAME FaceRig for every crop of a Face Align Crop batch (placeholders get the mean face)."""
+    """A FLAME FaceRig for every crop of a Face Align Crop batch (placeholders get the mean face).
+
+    refine_steps > 0 refines DECA's regression on the dense landmarks (flame_refine.py) before the
+    per-vertex colours are sampled, so they land on the refined surface.
+    """
     if crops.shape[0] != len(info):
         raise ValueError(f"{crops.shape[0]} crops but the FACE_CROP describes {len(info)}")
     model, textured = assets.model, assets.texture is not None
@@ -186,6 +190,10 @@ def fit_flame(crops: torch.Tensor, info: FaceCrops, assets: FlameAssets, *,
         albedo=out["tex"] if textured else torch.full((n, model.topology.n_vertices, 3), 0.5, **f32),
         crop_size=size, crops=info, face_index=tuple(item.face_index for item in info.items),
     )
+    if refine_steps > 0:
+        from .flame_refine import refine_flame_fit  # the refinement builds on this module
+
+        rig = refine_flame_fit(rig, info, assets, steps=refine_steps, check_interrupt=check_interrupt)
     if textured or n == 0:
         return rig
     albedo, light = fit_appearance(images, flame_rig_mesh(rig, assets), flame_mirror(model).to(crops.device))

@@ -61,7 +61,7 @@ def graph(comfy, backend):
             "image": ["1", 0], "size": 256, "padding": 0.0, "selection": "largest", "face_index": 0,
             "on_no_face": "error", "min_score": 0.5, "max_detect_side": 1024}},
         "3": {"class_type": "LikenessFaceFit", "inputs": {"crops": ["2", 0], "face_crop": ["2", 1], "backend": backend,
-                                                          "max_yaw": 45.0}},
+                                                          "max_yaw": 45.0, "refine_steps": 20}},
         "4": {"class_type": "LikenessRigEdit", "inputs": {"face_rig": ["3", 0], "yaw": 0.0, "pitch": 0.0, "roll": 0.0,
                                                           "jaw_open": 0.0, **{u.key: 0.0 for u in ACTION_UNITS},
                                                           "au45_blink": 1.0}},

@@ -23,7 +23,8 @@ def fit_graph(comfy, path):
                 "image": ["1", 0], "size": 256, "padding": 0.0, "selection": "largest", "face_index": 0,
                 "on_no_face": "error", "min_score": 0.5, "max_detect_side": 1024}},
             "3": {"class_type": "LikenessFaceFit", "inputs": {"crops": ["2", 0], "face_crop": ["2", 1],
-                                                              "backend": "embedded mesh (468 points)", "max_yaw": 45.0}}}
+                                                              "backend": "embedded mesh (468 points)", "max_yaw": 45.0,
+                                                              "refine_steps": 60}}}
 
 
 def test_saved_rig_is_listed_and_loads_back(comfy):
