@@ -9,6 +9,9 @@ pack cannot ship or download them. Users convert them once:
         --texture FLAME_texture.npz --landmarks landmark_embedding.npy \\
         --uv head_template.obj --out ComfyUI/models/likeness/flame
 
+`--emoca EMOCA_v2_lr_mse_20/detail/checkpoints/deca-epoch=...ckpt` adds EMOCA's expression
+encoder (`emoca_expression.safetensors`); FaceFit then takes expression and jaw from EMOCA.
+
 Any subset of the inputs may be given. Pickled inputs are read with restricted unpicklers (no
 chumpy needed, no code in them is run); every input is checked against the published layout
 and a mismatch stops with a message naming the file and what was expected. Each output is
@@ -27,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.flame import FLAME2020, files, flame_tensor_shapes, official  # noqa: E402
+from models.flame import FLAME2020, files, flame_tensor_shapes, official, read_emoca_checkpoint  # noqa: E402
 from models.flame.uv_layout import read_head_template_obj  # noqa: E402
 from models.loading import read_checked_safetensors, sha256_file, write_safetensors_atomic  # noqa: E402
 from models.loading.conversions import run_conversions  # noqa: E402
@@ -58,6 +61,14 @@ def convert_deca(source: Path, out_dir: Path) -> Path:
     meta = provenance(files.DECA_E_FLAME_KIND, source, entry="E_flame", tensors=len(tensors), parameters=parameters,
                       entries_in_source=entries)
     return write_safetensors_atomic(out_dir / files.DECA_E_FLAME_FILE, tensors, meta)
+
+
+def convert_emoca(source: Path, out_dir: Path) -> Path:
+    """EMOCA's Lightning checkpoint -> its expression encoder only (`deca.E_expression.*`)."""
+    tensors, info = read_emoca_checkpoint(source)
+    meta = provenance(files.EMOCA_KIND, source, entry=info["prefix"], tensors=len(tensors),
+                      **{k: v for k, v in info.items() if k != "prefix"})
+    return write_safetensors_atomic(out_dir / files.EMOCA_FILE, tensors, meta)
 
 
 def convert_texture(source: Path, out_dir: Path, n_tex: int) -> Path:
@@ -95,14 +106,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flame", type=Path, help="FLAME 2020 generic_model.pkl")
     parser.add_argument("--deca", type=Path, help="DECA deca_model.tar")
+    parser.add_argument("--emoca", type=Path, help="EMOCA Lightning checkpoint, "
+                        "<model>/detail/checkpoints/deca-epoch=...ckpt (expression encoder)")
     parser.add_argument("--texture", type=Path, help="FLAME_texture.npz or FLAME_albedo_from_BFM.npz")
     parser.add_argument("--landmarks", type=Path, help="DECA landmark_embedding.npy")
     parser.add_argument("--uv", type=Path, help="DECA data/head_template.obj (FLAME's UV layout)")
     parser.add_argument("--n-tex", type=int, default=50, help="texture components to keep (DECA uses 50)")
     parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. ComfyUI/models/likeness/flame")
     args = parser.parse_args(argv)
-    if not any((args.flame, args.deca, args.texture, args.landmarks, args.uv)):
-        parser.error("give at least one of --flame, --deca, --texture, --landmarks, --uv")
+    if not any((args.flame, args.deca, args.emoca, args.texture, args.landmarks, args.uv)):
+        parser.error("give at least one of --flame, --deca, --emoca, --texture, --landmarks, --uv")
     return args
 
 
@@ -110,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     jobs = [(args.flame, lambda p: convert_flame(p, args.out)),
             (args.deca, lambda p: convert_deca(p, args.out)),
+            (args.emoca, lambda p: convert_emoca(p, args.out)),
             (args.texture, lambda p: convert_texture(p, args.out, args.n_tex)),
             (args.landmarks, lambda p: convert_landmarks(p, args.out)),
             (args.uv, lambda p: convert_uv(p, args.out))]  # after --flame: checked against its faces

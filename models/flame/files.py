@@ -14,6 +14,7 @@ import torch
 from ..loading import ModelFileError, read_checked_safetensors
 from .config import DECA_CONFIG, FLAME2020, FlameConfig, FlameTopology, flame_tensor_shapes
 from .deca_encoder import DecaFlameEncoder, encoder_state_shapes
+from .emoca import EMOCA_OUTPUTS, EmocaExpressionEncoder, emoca_state_shapes
 from .landmarks import LANDMARK_SHAPES, OPTIONAL_LANDMARKS, FlameLandmarks
 from .model import FlameModel
 from .texture import FlameTexture, texture_shapes
@@ -24,6 +25,7 @@ DECA_E_FLAME_FILE = "deca_e_flame.safetensors"
 TEXTURE_FILE = "flame_texture.safetensors"
 LANDMARKS_FILE = "flame_landmarks.safetensors"
 UV_FILE = "flame_uv.safetensors"
+EMOCA_FILE = "emoca_expression.safetensors"
 
 # metadata `kind` tags written by the converter
 FLAME_KIND = "flame2020_generic"
@@ -31,6 +33,7 @@ DECA_E_FLAME_KIND = "deca_e_flame"
 TEXTURE_KIND = "flame_texture"
 LANDMARKS_KIND = "flame_landmarks"
 UV_KIND = "flame_uv"
+EMOCA_KIND = "emoca_expression"
 
 PathArg = str | PathLike[str]
 CONVERTER = "scripts/convert_flame_deca.py"
@@ -49,6 +52,24 @@ def load_deca_encoder(path: PathArg) -> DecaFlameEncoder:
     tensors, _ = read_checked_safetensors(path, encoder_state_shapes(), what="converted DECA E_flame",
                                           kind=DECA_E_FLAME_KIND, converter=CONVERTER)
     encoder = DecaFlameEncoder()
+    encoder.load_state_dict(tensors, strict=True)
+    return encoder.eval()
+
+
+def load_emoca_encoder(path: PathArg) -> EmocaExpressionEncoder:
+    """EMOCA's expression encoder (eval mode) from `emoca_expression.safetensors`, strict; its width
+    (53 with the jaw head, 50 without) comes from the file's metadata."""
+
+    def expected(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        outputs = meta.get("outputs")
+        if outputs not in EMOCA_OUTPUTS:
+            raise ModelFileError(path, f"EMOCA metadata 'outputs' is {outputs!r}, expected one of {EMOCA_OUTPUTS}; "
+                                       f"re-run {CONVERTER} --emoca")
+        return emoca_state_shapes(outputs)
+
+    tensors, meta = read_checked_safetensors(path, expected, what="converted EMOCA expression encoder",
+                                             kind=EMOCA_KIND, converter=CONVERTER)
+    encoder = EmocaExpressionEncoder(meta["outputs"])
     encoder.load_state_dict(tensors, strict=True)
     return encoder.eval()
 

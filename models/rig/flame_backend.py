@@ -3,7 +3,9 @@
 1. DECA's 224 input crop is cut from the aligned crop around the face's landmark box, as DECA cuts
    it from a photo (flame_camera.py), with zeros outside the crop like DECA's skimage warp.
 2. E_flame gives shape, texture, expression, pose (global + jaw), camera and SH light codes; the
-   camera is rewritten for the aligned crop, exactly (flame_camera.deca_camera_to_rig).
+   camera is rewritten for the aligned crop, exactly (flame_camera.deca_camera_to_rig). With EMOCA's
+   expression encoder converted too, it runs on the same 224 crop and its outputs replace the
+   expression (first 50) and the jaw pose (last 3, pose[3:6]), as EMOCA's ExpDECA does.
 3. Albedo: with a FLAME texture space, DECA's texture code and DECA's light, as DiffusionRig renders
    them. Without one, per-vertex colours are sampled from the photo on the fitted mesh and the light
    is fitted with them (appearance.fit_appearance): DECA's light is calibrated against its texture
@@ -24,9 +26,10 @@ import torch
 
 from ..faces.align import warp_affine
 from ..faces.crops import FaceCropInfo, FaceCrops
-from ..flame import (DECA_E_FLAME_FILE, FLAME_FILE, LANDMARKS_FILE, TEXTURE_FILE, UV_FILE, DecaFlameEncoder,
-                     FlameLandmarks, FlameModel, FlameTexture, FlameUV, load_deca_encoder, load_flame_landmarks,
-                     load_flame_model, load_flame_texture, load_flame_uv)
+from ..flame import (DECA_E_FLAME_FILE, EMOCA_FILE, FLAME_FILE, LANDMARKS_FILE, TEXTURE_FILE, UV_FILE,
+                     DecaFlameEncoder, EmocaExpressionEncoder, FlameLandmarks, FlameModel, FlameTexture, FlameUV,
+                     load_deca_encoder, load_emoca_encoder, load_flame_landmarks, load_flame_model, load_flame_texture,
+                     load_flame_uv)
 from ..flame.deca_encoder import CODE_SPLIT
 from ..loading import ModelFileError
 from ..render.interpolate import face_vertex_normals
@@ -50,8 +53,8 @@ PLACEHOLDER_EYE_HEIGHT = 0.12
 
 @dataclass(frozen=True, eq=False)
 class FlameAssets:
-    """The converted FLAME files; texture, landmarks, the mediapipe embedding and the UV layout
-    (needed to render the texture space) are optional."""
+    """The converted FLAME files; texture, landmarks, the mediapipe embedding, the UV layout
+    (needed to render the texture space) and EMOCA's expression encoder are optional."""
 
     model: FlameModel
     encoder: DecaFlameEncoder
@@ -59,6 +62,7 @@ class FlameAssets:
     landmarks: FlameLandmarks | None = None
     mediapipe: MediapipeEmbedding | None = None
     uv: FlameUV | None = None
+    emoca: EmocaExpressionEncoder | None = None
 
 
 def load_flame_assets(folder: str | Path) -> FlameAssets:
@@ -80,7 +84,8 @@ def load_flame_assets(folder: str | Path) -> FlameAssets:
     embedding = folder / MEDIAPIPE_EMBEDDING_FILE
     mediapipe = load_mediapipe_embedding(embedding, model.topology.n_faces) if embedding.is_file() else None
     uv = load_flame_uv(folder / UV_FILE, model.topology) if (folder / UV_FILE).is_file() else None
-    return FlameAssets(model, encoder, texture, landmarks, mediapipe, uv)
+    emoca = load_emoca_encoder(folder / EMOCA_FILE) if (folder / EMOCA_FILE).is_file() else None
+    return FlameAssets(model, encoder, texture, landmarks, mediapipe, uv, emoca)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,14 +148,22 @@ def _placeholder_camera(model: FlameModel) -> torch.Tensor:
     return torch.tensor([s, -float(eyes[0]), -float(eyes[1]) + PLACEHOLDER_EYE_HEIGHT / s], dtype=torch.float64)
 
 
-def _encode(image: torch.Tensor, item: FaceCropInfo, encoder: DecaFlameEncoder) -> tuple[dict, np.ndarray]:
-    """DECA's codes for one aligned crop (H, W, 3) and the affine of DECA's crop within it."""
+def _encode(image: torch.Tensor, item: FaceCropInfo, encoder: DecaFlameEncoder,
+            emoca: EmocaExpressionEncoder | None = None) -> tuple[dict, np.ndarray]:
+    """DECA's codes for one aligned crop (H, W, 3) and the affine of DECA's crop within it; with
+    EMOCA, its expression (and jaw pose, when it predicts one) replace DECA's."""
     affine = deca_crop_affine(_landmarks_px(item)[list(deca_box_indices())])
-    deca_in = warp_affine(image[None], affine[None], DECA_SIZE, border="zeros")
+    deca_in = warp_affine(image[None], affine[None], DECA_SIZE, border="zeros").permute(0, 3, 1, 2)
     weight = next(encoder.parameters())
     with torch.no_grad():
-        code = encoder.encode(deca_in.permute(0, 3, 1, 2).to(weight))
+        code = encoder.encode(deca_in.to(weight))
+        if emoca is not None:
+            expression = emoca.encode(deca_in.to(next(emoca.parameters())))
     code = {k: v[0].double().cpu() for k, v in code.items()}
+    if emoca is not None:
+        code["exp"] = expression["exp"][0].double().cpu()
+        if "jaw" in expression:
+            code["pose"] = torch.cat([code["pose"][:3], expression["jaw"][0].double().cpu()])
     if not all(torch.isfinite(v).all() for v in code.values()) or code["cam"][0] <= 0:
         raise FitError(f"face in frame {item.source_index + 1}: DECA returned a degenerate fit")
     return code, affine
@@ -173,7 +186,7 @@ def fit_flame(crops: torch.Tensor, info: FaceCrops, assets: FlameAssets, *, refi
         if check_interrupt is not None:
             check_interrupt()
         if item.valid:
-            code, affine = _encode(images[b], item, assets.encoder)
+            code, affine = _encode(images[b], item, assets.encoder, assets.emoca)
             code["cam"] = deca_camera_to_rig(code["cam"][None], affine[None], size)[0]
         else:
             code = {name: torch.zeros(width, dtype=torch.float64) for name, width in CODE_SPLIT}
