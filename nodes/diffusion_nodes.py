@@ -1,4 +1,17 @@
 """Node list of the diffusion backbones (Diff-AE, DiffusionRig) in ComfyUI's sampler pipeline."""
 from comfy_api.latest import io
 
-DIFFUSION_NODES: list[type[io.ComfyNode]] = []
+from .diffusion_encode import DiffAEEncode, DiffusionRigCondition
+from .diffusion_loader import DiffusionLoader
+from .diffusion_zsem import LoadZSemDirection, SaveZSemDirection, ZSemBlend, ZSemDirectionFind, ZSemMove
+
+DIFFUSION_NODES: list[type[io.ComfyNode]] = [
+    DiffusionLoader,
+    DiffAEEncode,
+    DiffusionRigCondition,
+    ZSemBlend,
+    ZSemDirectionFind,
+    ZSemMove,
+    SaveZSemDirection,
+    LoadZSemDirection,
+]

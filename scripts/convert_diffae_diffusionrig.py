@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from models.diffusion import files, official  # noqa: E402
+from models.diffusion.file_config import config_fields  # noqa: E402
 from models.diffusion.config import (DIFFUSIONRIG_256, FFHQ256_AUTOENC, DiffAEConfig,  # noqa: E402
                                      DiffusionRigConfig)
 from models.loading import sha256_file, write_safetensors_atomic  # noqa: E402
@@ -46,13 +47,14 @@ def provenance(kind: str, config: str, source: Path, tensors: dict[str, Any], **
 
 def convert_diffae(source: Path, out_dir: Path, config: DiffAEConfig = FFHQ256_AUTOENC) -> Path:
     tensors, info = official.read_diffae_checkpoint(source, config)
-    meta = provenance(files.DIFFAE_KIND, config.name, source, tensors, **info)
+    meta = provenance(files.DIFFAE_KIND, config.name, source, tensors, config_fields=config_fields(config), **info)
     return write_safetensors_atomic(out_dir / files.DIFFAE_FILE, tensors, meta)
 
 
 def convert_diffusionrig(source: Path, out_dir: Path, config: DiffusionRigConfig = DIFFUSIONRIG_256) -> Path:
     tensors, info = official.read_diffusionrig_checkpoint(source, config)
-    meta = provenance(files.DIFFUSIONRIG_KIND, config.name, source, tensors, **info)
+    meta = provenance(files.DIFFUSIONRIG_KIND, config.name, source, tensors, config_fields=config_fields(config),
+                      **info)
     return write_safetensors_atomic(out_dir / files.diffusionrig_file(info["step"]), tensors, meta)
 
 

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-# scripts/ holds comfy_runner (the repo root itself is on sys.path through pyproject's `pythonpath`).
-if str(REPO / "scripts") not in sys.path:
-    sys.path.insert(0, str(REPO / "scripts"))
+# scripts/ holds comfy_runner, tests/fixtures the tiny-weight writers (the repo root itself is on sys.path
+# through pyproject's `pythonpath`).
+for _folder in (REPO / "scripts", REPO / "tests" / "fixtures"):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 import harness  # noqa: E402
 from comfy_runner import ComfyError, ComfyServer  # noqa: E402
