@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench_timing import timed  # noqa: E402
 from models.identity import (MAPPING_FILE, MSID_FILE, DlibFaceEmbedder, Img2TextMapping, MSIDEncoder,  # noqa: E402
                              MissingDependencyError, load_mapping, load_msid_encoder)
 
 PHOTO = "fr_obama_small_lowres.jpg"
 
 
-def timed(step: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None
-          ) -> tuple[float, float]:
-    """Median wall and CPU seconds of `step` over `repeats` runs, after one warm-up run."""
-    step()
-    sync()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        step()
-        sync()
-        walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - cpu_start)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 def report(label: str, faces: int, wall: float, cpu: float) -> None:

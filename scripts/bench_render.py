@@ -10,9 +10,7 @@ MediaPipe-sized grid (18 x 26 = 468 vertices / 850 faces). Each fills about 70% 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -21,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.render import face_vertex_normals, rasterize, render_buffers, sh_from_direction  # noqa: E402
 from models.render.primitives import grid_mesh, icosphere  # noqa: E402
+from bench_timing import timed  # noqa: E402
 
 
 def meshes() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -36,22 +35,6 @@ def meshes() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def timed(fn, repeats: int, sync) -> tuple[float, float]:
-    """Median wall time and median process CPU time per call, in seconds.
-
-    On a shared machine the CPU time is the steadier estimate of the work done (with one thread it is
-    what the wall time would be on an idle core); on CUDA only the wall time is meaningful.
-    """
-    fn()
-    sync()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        sync()
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:

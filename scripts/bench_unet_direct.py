@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,22 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.diffusion import DiffAEAutoencoder, DiffusionRig  # noqa: E402
+from bench_timing import timed  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def timed(fn, repeats: int, sync) -> tuple[float, float]:
-    """Median wall and process-CPU seconds per call, after one warm-up call."""
-    fn()
-    sync()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        sync()
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def measure(name: str, device: str, dtype: torch.dtype, repeats: int) -> dict:
