@@ -20,10 +20,9 @@ from typing import Any
 
 import torch
 
-from ..loading import ModelFileError, check_state_dict, load_torch_checkpoint
+from ..loading import ModelFileError, check_state_dict, lightning_weights, load_torch_checkpoint
 from .config import DIFFUSIONRIG_256, FFHQ256_AUTOENC, DiffAEConfig, DiffusionRigConfig
 from .files import diffae_state_shapes, diffusionrig_state_shapes
-from .lightning_checkpoint import read_lightning_checkpoint
 
 PathArg = str | PathLike[str]
 EMA_PREFIX = "ema_model."
@@ -37,24 +36,9 @@ def _non_tensors(entries: Mapping[str, Any]) -> list[str]:
 def read_diffae_checkpoint(path: PathArg, config: DiffAEConfig = FFHQ256_AUTOENC
                            ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The EMA model's tensors (prefix removed) and facts about the file (global step, entries)."""
-    path = Path(path)
-    checkpoint = read_lightning_checkpoint(path)
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
-    if not isinstance(state, Mapping):
-        found = sorted(map(str, checkpoint)) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-        raise ModelFileError(path, f"not a Diff-AE Lightning checkpoint: no 'state_dict' entry (found {found})")
-    ema = {k[len(EMA_PREFIX):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(EMA_PREFIX)}
-    if not ema:
-        prefixes = sorted({str(k).split(".")[0] for k in state})
-        raise ModelFileError(path, f"no EMA weights: no 'state_dict' key starts with {EMA_PREFIX!r} "
-                                   f"(top-level names found: {prefixes})")
-    if bad := _non_tensors(ema):
-        raise ModelFileError(path, f"EMA entries that are not tensors: {bad[:5]}")
+    ema, info = lightning_weights(path, EMA_PREFIX, "Diff-AE EMA")
     check_state_dict(ema, diffae_state_shapes(config), f"Diff-AE {config.name} EMA model", path)
-    step = checkpoint.get("global_step")
-    info = {"weights": "ema_model", "global_step": step if isinstance(step, int) else None,
-            "state_dict_entries": len(state)}
-    return ema, info
+    return ema, {"weights": "ema_model", **info}
 
 
 def diffusionrig_step(path: PathArg) -> str:

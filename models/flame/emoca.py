@@ -13,14 +13,12 @@ That prefix is inferred from DecaModule's structure, not read from a downloaded 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..loading import ModelFileError, check_state_dict
+from ..loading import check_state_dict, lightning_weights
 from .deca_encoder import DecaResnetEncoder, encoder_state_shapes
 
 EMOCA_PREFIX = "deca.E_expression."
@@ -69,28 +67,9 @@ def read_emoca_checkpoint(path: PathArg) -> tuple[dict[str, torch.Tensor], dict[
     The file is read by the pack's restricted Lightning reader: no code in it runs, and a global
     outside its allow-list raises `UnsafePickleError`. Every other entry is discarded.
     """
-    # Imported here so that importing models.flame does not pull in the diffusion package.
-    from ..diffusion.lightning_checkpoint import read_lightning_checkpoint
-
-    path = Path(path)
-    checkpoint = read_lightning_checkpoint(path)
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
-    if not isinstance(state, Mapping):
-        found = sorted(map(str, checkpoint)) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-        raise ModelFileError(path, f"not an EMOCA Lightning checkpoint: no 'state_dict' entry (found {found})")
-    tensors = {k[len(EMOCA_PREFIX):]: v for k, v in state.items()
-               if isinstance(k, str) and k.startswith(EMOCA_PREFIX)}
-    if not tensors:
-        prefixes = sorted({".".join(str(k).split(".")[:2]) for k in state})
-        raise ModelFileError(path, f"no EMOCA expression encoder: no 'state_dict' key starts with {EMOCA_PREFIX!r} "
-                                   f"(found {prefixes[:12]}); give the EMOCA checkpoint from "
-                                   f"<model>/detail/checkpoints/")
-    if bad := [f"{k} ({type(v).__name__})" for k, v in tensors.items() if not isinstance(v, torch.Tensor)]:
-        raise ModelFileError(path, f"E_expression entries that are not tensors: {bad[:5]}")
+    tensors, facts = lightning_weights(path, EMOCA_PREFIX, "EMOCA expression encoder",
+                                       hint="; give the EMOCA checkpoint from <model>/detail/checkpoints/")
     last = tensors.get(LAST_LAYER)
     outputs = int(last.shape[0]) if last is not None and last.shape[0] in EMOCA_OUTPUTS else EMOCA_OUTPUTS[0]
     check_state_dict(tensors, emoca_state_shapes(outputs), f"EMOCA expression encoder ({EMOCA_PREFIX}*)", path)
-    step = checkpoint.get("global_step")
-    info = {"outputs": outputs, "jaw": outputs == N_EXP + N_JAW, "prefix": EMOCA_PREFIX,
-            "global_step": step if isinstance(step, int) else None, "state_dict_entries": len(state)}
-    return tensors, info
+    return tensors, {"outputs": outputs, "jaw": outputs == N_EXP + N_JAW, "prefix": EMOCA_PREFIX, **facts}

@@ -7,6 +7,7 @@ damaged file fails at load time with a message naming it, instead of producing a
 """
 from .checkpoint import load_torch_checkpoint
 from .errors import ModelFileError
+from .lightning import lightning_weights, read_lightning_checkpoint
 from .legacy_objects import ChumpyArray, SparseMatrixState, to_dense
 from .npy import load_npy, loads_npy
 from .safetensors_file import read_checked_safetensors, sha256_file, write_safetensors_atomic
@@ -15,6 +16,7 @@ from .unpickle import (LEGACY_MODEL_GLOBALS, NPY_OBJECT_GLOBALS, UnsafePickleErr
                        restricted_loads)
 
 __all__ = [
+    "lightning_weights", "read_lightning_checkpoint",
     "ChumpyArray", "LEGACY_MODEL_GLOBALS", "ModelFileError", "NPY_OBJECT_GLOBALS", "SparseMatrixState",
     "StateDictMismatchError", "UnsafePickleError", "check_state_dict", "load_legacy_pickle", "load_npy",
     "load_torch_checkpoint", "loads_npy", "parse_manifest", "read_checked_safetensors", "restricted_loads",

@@ -27,7 +27,7 @@ import torch
 
 from models.diffusion import (DIFFAE_KIND, DIFFUSIONRIG_KIND, DiffAEAutoencoder, DiffusionRig, load_diffae,
                               load_diffusionrig)
-from models.diffusion.lightning_checkpoint import InertObject, read_lightning_checkpoint
+from models.loading.lightning import InertObject, read_lightning_checkpoint
 from models.diffusion.official import read_diffae_checkpoint, read_diffusionrig_checkpoint
 from models.loading import (ModelFileError, StateDictMismatchError, UnsafePickleError, load_torch_checkpoint,
                             parse_manifest, read_checked_safetensors, sha256_file)
@@ -181,7 +181,7 @@ def test_a_checkpoint_without_ema_weights_is_refused(tmp_path, diffae_manifest_s
     with fake_lightning() as lightning:
         torch.save(lightning_checkpoint(broadcast_state(diffae_manifest_shapes, 0.0), {}, torch.zeros(1), lightning),
                    path)
-    with pytest.raises(ModelFileError, match="no EMA weights.*ema_model"):
+    with pytest.raises(ModelFileError, match="no Diff-AE EMA weights.*ema_model"):
         read_diffae_checkpoint(path)
 
 

@@ -27,8 +27,9 @@ from typing import Any, BinaryIO, ClassVar
 
 import torch
 
-from ..loading import ModelFileError, UnsafePickleError, load_torch_checkpoint
-from ..loading.unpickle import NPY_OBJECT_GLOBALS, RestrictedUnpickler
+from .checkpoint import load_torch_checkpoint
+from .errors import ModelFileError
+from .unpickle import NPY_OBJECT_GLOBALS, RestrictedUnpickler, UnsafePickleError
 
 LIGHTNING_PACKAGES = ("pytorch_lightning", "lightning", "lightning_fabric")
 PURPOSE = "Lightning checkpoint"
@@ -222,3 +223,25 @@ def read_lightning_checkpoint(path: str | PathLike[str]) -> Any:
         if not zipfile.is_zipfile(path):
             raise
     return read_zip_checkpoint_with_stand_ins(path)
+
+
+def lightning_weights(path: str | PathLike[str], prefix: str, what: str, hint: str = ""
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors under `prefix` in a Lightning checkpoint's state_dict (prefix removed), read with
+    the restricted reader, plus facts about the file (global_step, state_dict_entries). `what` names
+    the model in errors; `hint` tells the user which file to give instead."""
+    path = Path(path)
+    checkpoint = read_lightning_checkpoint(path)
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping):
+        found = sorted(map(str, checkpoint)) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
+        raise ModelFileError(path, f"not a {what} Lightning checkpoint: no 'state_dict' entry (found {found})")
+    tensors = {k[len(prefix):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
+    if not tensors:
+        prefixes = sorted({".".join(str(k).split(".")[:2]) for k in state})
+        raise ModelFileError(path, f"no {what} weights: no 'state_dict' key starts with {prefix!r} "
+                                   f"(found {prefixes[:12]}){hint}")
+    if bad := [f"{k} ({type(v).__name__})" for k, v in tensors.items() if not isinstance(v, torch.Tensor)]:
+        raise ModelFileError(path, f"{what} entries that are not tensors: {bad[:5]}")
+    step = checkpoint.get("global_step")
+    return tensors, {"global_step": step if isinstance(step, int) else None, "state_dict_entries": len(state)}
