@@ -32,6 +32,7 @@ from models.diffusion.official import read_diffae_checkpoint, read_diffusionrig_
 from models.loading import (ModelFileError, StateDictMismatchError, UnsafePickleError, load_torch_checkpoint,
                             parse_manifest, read_checked_safetensors, sha256_file)
 from test_diffusion_models import TINY_DIFFAE, TINY_RIG, manifest, randomize_zero_convs
+from pickle_payloads import CallsOnLoad
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,16 +88,6 @@ def fake_lightning() -> Iterator[types.SimpleNamespace]:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = module
-
-
-class CallsOnLoad:
-    """Unpickling this calls `func(*args)`: the shape of every pickle exploit."""
-
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-
-    def __reduce__(self):
-        return self.func, self.args
 
 
 def broadcast_state(shapes: Mapping[str, tuple[int, ...]], value: float) -> dict[str, torch.Tensor]:

@@ -27,6 +27,7 @@ from models.loading import ModelFileError, StateDictMismatchError, UnsafePickleE
 from models.rig.flame_backend import FlameAssets, fit_flame, load_flame_assets
 from test_flame_deca_encoder import manifest
 from test_rig_flame import assets, folders, photo_crops  # noqa: F401  (module fixtures reused)
+from pickle_payloads import CallsOnLoad
 
 KNOWN = torch.linspace(-0.8, 0.9, 53)  # EMOCA's code for every face: 50 expression + 3 jaw
 
@@ -60,16 +61,6 @@ def fake_lightning() -> Iterator[type]:
                 sys.modules.pop(n, None)
             else:
                 sys.modules[n] = old
-
-
-class CallsOnLoad:
-    """Unpickling this calls `func(*args)`: the shape of every pickle exploit."""
-
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-
-    def __reduce__(self):
-        return self.func, self.args
 
 
 def zero_state(shapes: Mapping[str, tuple[int, ...]], bias: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ from models.identity import (F2D_MSID, MAPPING_FILE, MSID_FILE, Img2TextMapping,
 from models.loading import (ModelFileError, StateDictMismatchError, UnsafePickleError, check_state_dict,
                             parse_manifest, sha256_file)
 from models.loading.safetensors_file import META_KEY
+from pickle_payloads import CallsOnLoad
 
 MANIFESTS = Path(os.environ.get("LIKENESS_MANIFESTS", Path(__file__).resolve().parents[2].parent / "shared"
                                 / "manifests"))
@@ -38,16 +39,6 @@ def manifest(name: str) -> Path:
 
 def manifest_total_params(path: Path) -> int:
     return int(re.search(r"total params (\d+)", path.read_text()).group(1))
-
-
-class CallsOnLoad:
-    """Unpickling this calls `func(*args)`: the shape of every pickle exploit."""
-
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-
-    def __reduce__(self):
-        return self.func, self.args
 
 
 def random_state(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, torch.Tensor]:

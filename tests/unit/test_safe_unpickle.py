@@ -20,16 +20,7 @@ from models.loading import (ChumpyArray, ModelFileError, NPY_OBJECT_GLOBALS, Uns
                             load_npy, load_torch_checkpoint, loads_npy, restricted_loads)
 from models.loading.legacy_objects import ChumpyConcatenate, ChumpySelect, CscMatrixState
 from test_flame_synthetic import LegacyCscMatrix, fake_chumpy, py2_dumps
-
-
-class CallsOnLoad:
-    """Unpickling this calls `func(*args)`: the shape of every pickle exploit."""
-
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-
-    def __reduce__(self):
-        return self.func, self.args
+from pickle_payloads import CallsOnLoad
 
 
 def payloads(marker):
