@@ -24,7 +24,3 @@ def check_interrupt() -> None:
 
 def compute_device():
     return mm.get_torch_device()
-
-
-def output_device():
-    return mm.intermediate_device()

@@ -63,7 +63,7 @@ def crop_faces(images: torch.Tensor, detections: FaceDetections, settings: CropS
             continue
         for face in chosen:
             affine = ffhq_affine(face.points5, settings.size, settings.padding)
-            position = next(k for k, f in enumerate(faces) if f is face)
+            position = faces.index(face)
             items.append(FaceCropInfo(i, (h, w), settings.size, affine, face, position))
     crops_info = FaceCrops(tuple(items))
     src = images[torch.as_tensor(crops_info.source_indices, device=images.device)]

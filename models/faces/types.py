@@ -19,7 +19,7 @@ def frozen_array(a, dtype=np.float32) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: array fields have no single truth value
 class FaceDetection:
     """One face in one image, in that image's pixel coordinates (x right, y down, pixel centres at +0.5).
 

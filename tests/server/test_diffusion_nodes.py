@@ -121,7 +121,7 @@ def test_comfy_sampling_equals_the_reference_ddim_loop(comfy, weights, face_png)
     assert diff <= 1e-5 * max(scale, 1.0)
 
 
-def test_inversion_round_trip_through_ksampler_advanced(comfy, weights, face_png):
+def test_inversion_then_decoding_runs_through_ksampler_advanced(comfy, weights, face_png):
     """Encode -> x_T -> KSamplerAdvanced (noise off) runs; the error curve is reported, not asserted:
     random weights are no denoiser, so DDIM's round trip does not converge for them (the pure-math
     loop shows the same curve; exactness of each direction is checked against the reference above)."""

@@ -62,11 +62,10 @@ def test_all_faces_are_cropped_left_to_right_and_pasted_back(comfy):
     result, = saved(comfy, entry, "6")
     original = np.asarray(Image.open(FIXTURES / "fr_two_people.jpg").convert("RGB")).astype(int)
     changed = np.abs(result.astype(int) - original).max(-1) > 60
-    cols = np.nonzero(changed.any(0))[0]
-    # two separate inverted face regions, one in each half of the photo
+    # two separate inverted face regions, one in each half of the photo, with untouched photo between and around
     w = original.shape[1]
     assert changed[:, : w // 2].sum() > 2000 and changed[:, w // 2:].sum() > 2000
-    assert changed.mean() < 0.35 and len(cols) < w
+    assert changed.mean() < 0.35 and not changed.any(0).all()
 
 
 def test_no_face_stops_with_a_clear_message(comfy):
