@@ -8,6 +8,7 @@ false positives).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,25 @@ MOUTH_CORNER_RISE = 0.05
 
 
 @dataclass(frozen=True)
+class RejectedFace:
+    """A detector candidate the face mesh refused: its landmarks would be guesses (the face is heavily
+    occluded, cut off, turned away, or not a face)."""
+
+    image_index: int
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels
+    score: float  # the face detector's confidence
+    presence: float  # the face mesh's face-presence probability (below FaceDetectorConfig.min_presence)
+
+    def describe(self, min_presence: float) -> str:
+        x0, y0, x1, y1 = (round(v) for v in self.box)
+        return (f"the face detector found a possible face at x {x0}-{x1}, y {y0}-{y1} (score {self.score:.2f}) but "
+                f"the face landmark model does not see a face there (face presence {self.presence:.3f} < "
+                f"{min_presence:g}): if it is a face, it is probably heavily occluded (hand, mask, hair, object), "
+                f"cut off by the image border or turned too far away; use a photo where most of the face is "
+                f"visible")
+
+
+@dataclass(frozen=True)
 class FaceDetectorConfig:
     nms_iou: float = 0.3  # mediapipe's overlap for merging candidates of one face
     min_presence: float = 0.5  # face mesh presence below which a detection is dropped (landmarks on)
@@ -57,12 +77,14 @@ class FaceDetector:
     @torch.no_grad()
     def detect(self, images: Tensor, min_score: float = 0.5, landmarks: bool = True, max_detect_side: int = 1024,
                check_interrupt: Callable[[], None] | None = None,
-               on_progress: Callable[[int, int], None] | None = None) -> list[list[FaceDetection]]:
+               on_progress: Callable[[int, int], None] | None = None,
+               on_rejected: Callable[[RejectedFace], None] | None = None) -> list[list[FaceDetection]]:
         """(B, H, W, 3) images in [0, 1] -> per image, its faces sorted left to right by box centre.
 
         Images with a side over `max_detect_side` are searched on a downscaled copy; landmarks are
         always read at full resolution. `check_interrupt` is called before each group of images
-        (it aborts by raising) and `on_progress(done, total)` after each.
+        (it aborts by raising) and `on_progress(done, total)` after each. `on_rejected` hears of
+        every candidate the face mesh refused, so callers can say why a visible face was dropped.
         """
         if images.dim() != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be (B, H, W, 3), got {tuple(images.shape)}")
@@ -71,13 +93,16 @@ class FaceDetector:
             if check_interrupt is not None:
                 check_interrupt()
             chunk = images[start:start + self.config.batch_size].to(self.device, torch.float32).permute(0, 3, 1, 2)
-            results.extend(self._detect_chunk(chunk, min_score, landmarks, max_detect_side))
+            found, rejected = self._detect_chunk(chunk, min_score, landmarks, max_detect_side)
+            results.extend(found)
+            for face in rejected if on_rejected is not None else ():
+                on_rejected(dataclasses.replace(face, image_index=start + face.image_index))
             if on_progress is not None:
                 on_progress(len(results), total)
         return results
 
     def _detect_chunk(self, images: Tensor, min_score: float, landmarks: bool, max_side: int
-                      ) -> list[list[FaceDetection]]:
+                      ) -> tuple[list[list[FaceDetection]], list[RejectedFace]]:
         faces = self._find_faces(images, min_score, max_side)
         image_index = torch.cat([torch.full((len(d.scores),), i, dtype=torch.long) for i, d in enumerate(faces)])
         boxes = torch.cat([d.boxes for d in faces])
@@ -87,13 +112,16 @@ class FaceDetector:
         if landmarks:
             mesh = self.mesh(images, image_index, rois_from_detections(boxes, keypoints), self.config.refine_landmarks)
         results: list[list[FaceDetection]] = [[] for _ in faces]
+        rejected: list[RejectedFace] = []
         for i in range(len(scores)):
             if mesh is not None and float(mesh.presence[i]) < self.config.min_presence:
+                rejected.append(RejectedFace(int(image_index[i]), tuple(boxes[i].tolist()), float(scores[i]),
+                                             float(mesh.presence[i])))
                 continue
             lm = None if mesh is None else mesh.landmarks[i].numpy()
             points5 = points5_from_mesh(lm) if lm is not None else points5_from_keypoints(keypoints[i].numpy())
             results[int(image_index[i])].append(FaceDetection(boxes[i].tolist(), float(scores[i]), points5, lm))
-        return [sorted(r, key=lambda face: face.center[0]) for r in results]
+        return [sorted(r, key=lambda face: face.center[0]) for r in results], rejected
 
     def _find_faces(self, images: Tensor, min_score: float, max_side: int) -> list[Detections]:
         """Both detectors' candidates merged per image, in full-resolution pixels."""

@@ -12,9 +12,13 @@ from typing import Callable
 import torch
 
 from .crops import FaceDetections
+from .detector import RejectedFace
 from .select import image_too_small, normalize_image_channels
 
 MIN_SIDE = 48
+# A refused candidate is reported as a possible face only above this detector score: weaker ones are
+# mostly textures and animals, for which "no face found" is the right answer.
+POSSIBLE_FACE_SCORE = 0.6
 
 
 def find_faces(detector, images: torch.Tensor, *, min_score: float = 0.5, max_detect_side: int = 1024,
@@ -29,9 +33,21 @@ def find_faces(detector, images: torch.Tensor, *, min_score: float = 0.5, max_de
         reasons = {i: f"the image is {w}x{h} px; faces need at least {MIN_SIDE} px on the short side" for i in range(b)}
         return FaceDetections(tuple(() for _ in range(b)), ((h, w),) * b), reasons
     rgb = normalize_image_channels(images)
+    rejected: dict[int, RejectedFace] = {}
+
+    def keep_best(face: RejectedFace) -> None:
+        if face.score < POSSIBLE_FACE_SCORE:
+            return
+        if face.image_index not in rejected or face.score > rejected[face.image_index].score:
+            rejected[face.image_index] = face
+
     faces = detector.detect(rgb, min_score=min_score, landmarks=True, max_detect_side=max_detect_side,
-                            check_interrupt=check_interrupt, on_progress=on_progress)
+                            check_interrupt=check_interrupt, on_progress=on_progress, on_rejected=keep_best)
     for i, f in enumerate(faces):
-        if not f:
+        if f:
+            continue
+        if i in rejected:
+            reasons[i] = rejected[i].describe(detector.config.min_presence)
+        else:
             reasons[i] = f"no face found with score >= {min_score:g}"
     return FaceDetections(tuple(tuple(f) for f in faces), ((h, w),) * b), reasons

@@ -4,6 +4,7 @@ import uuid
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from comfy_runner import ComfyError, REPO
@@ -71,6 +72,23 @@ def test_all_faces_are_cropped_left_to_right_and_pasted_back(comfy):
 def test_no_face_stops_with_a_clear_message(comfy):
     prompt = {"1": load(comfy, FIXTURES / "skimg_chelsea_cat.png"), "2": crop(["1", 0]), "3": save(["2", 0])}
     with pytest.raises(ComfyError, match=r"image 1 of 1: no face found with score >= 0\.5.*passthrough"):
+        comfy.run(prompt)
+
+
+def test_heavily_occluded_face_stops_with_a_clear_message(comfy, tmp_path):
+    """The detector sees the face but the landmark model cannot read it: the user hears that, not 'no face'."""
+    from models.faces.detector import FaceDetector
+    from models.faces.mediapipe_files import find_mediapipe_models
+
+    pixels = np.asarray(Image.open(PORTRAIT).convert("RGB")).copy()
+    x0, y0, x1, y1 = (int(v) for v in FaceDetector(find_mediapipe_models([])).detect(
+        torch.from_numpy(pixels.astype(np.float32) / 255)[None])[0][0].box)
+    pixels[y0:y0 + int(0.7 * (y1 - y0)), x0:x1] = 128
+    Image.fromarray(pixels).save(tmp_path / "covered.png")
+    prompt = {"1": load(comfy, tmp_path / "covered.png"), "2": crop(["1", 0]), "3": save(["2", 0])}
+    with pytest.raises(ComfyError, match=r"image 1 of 1: the face detector found a possible face at .*\(face "
+                                         r"presence 0\.\d+ < 0\.5\): if it is a face, it is probably heavily "
+                                         r"occluded"):
         comfy.run(prompt)
 
 

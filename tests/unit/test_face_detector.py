@@ -24,6 +24,7 @@ from models.faces.detector import (
     points5_from_mesh,
 )
 from models.faces.facemesh import FaceMesh, rois_from_detections
+from models.faces.finder import POSSIBLE_FACE_SCORE, find_faces
 from models.faces.mediapipe_files import find_mediapipe_models
 from models.faces.nms import weighted_nms
 
@@ -311,3 +312,22 @@ def test_progress_and_interrupt_hooks(files):
     with pytest.raises(Stop):
         detector.detect(images, check_interrupt=interrupt)
     assert len(calls) == 2
+
+
+def test_a_face_the_mesh_refuses_is_reported_with_a_reason(detector):
+    """Grey out the top 70% of a detected face: BlazeFace still finds it, the mesh's presence
+    collapses, and find_faces says so (with where and how confident) instead of 'no face'."""
+    image = photo("skimg_astronaut.png")
+    x0, y0, x1, y1 = (int(v) for v in detector.detect(image)[0][0].box)
+    covered = image.clone()
+    covered[0, y0:y0 + int(0.7 * (y1 - y0)), x0:x1] = 0.5
+    heard = []
+    assert detector.detect(torch.cat([image, covered]), on_rejected=heard.append)[1] == []
+    assert [r.image_index for r in heard] == [1]
+    assert heard[0].presence < detector.config.min_presence and heard[0].score >= POSSIBLE_FACE_SCORE
+    assert abs(heard[0].box[0] - x0) < 0.25 * (x1 - x0)
+
+    faces, reasons = find_faces(detector, torch.cat([image, covered, resized("skimg_chelsea_cat.png", 512, 512)]))
+    assert faces.faces[0] and not faces.faces[1] and list(reasons) == [1, 2]
+    assert "heavily occluded" in reasons[1] and "face presence" in reasons[1]
+    assert reasons[2].startswith("no face found")
