@@ -17,7 +17,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.render import face_vertex_normals, rasterize, render_buffers, sh_from_direction  # noqa: E402
+from models.render import (  # noqa: E402
+    BufferSettings, RasterSettings, available_backends, face_vertex_normals, rasterize, render_buffers,
+    sh_from_direction)
+from models.render.backends import resolve_backend  # noqa: E402
 from models.render.primitives import grid_mesh, icosphere  # noqa: E402
 from bench_timing import timed  # noqa: E402
 
@@ -42,16 +45,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--devices", default="cpu,cuda")
+    ap.add_argument("--backends", default="builtin,auto",
+                    help="rasterizers to time; 'auto' uses nvdiffrast / pytorch3d on CUDA when importable")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = [d for d in args.devices.split(",") if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
-    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, devices {devices}")
+    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, devices {devices}, "
+          f"importable rasterizers {available_backends()}")
     print("ms = median wall time per call (cpu ms = process CPU time); /s = images per second of wall time")
-    print(f"{'mesh':32s} {'device':6s} {'size':>5s} {'batch':>5s} {'raster ms':>10s} {'cpu ms':>8s} {'raster/s':>9s} "
+    print(f"{'mesh':32s} {'device':6s} {'raster':10s} {'size':>5s} {'batch':>5s} {'raster ms':>10s} {'cpu ms':>8s} {'raster/s':>9s} "
           f"{'buffers ms':>11s} {'cpu ms':>8s} {'buffers/s':>10s}")
     for name, (v, f) in meshes().items():
-        for device in devices:
+        for device, backend in ((d, b) for d in devices for b in args.backends.split(",")):
+            resolved = resolve_backend(backend, torch.device(device))
+            if backend == "auto" and resolved == "builtin" and "builtin" in args.backends.split(","):
+                continue  # the same as the builtin rows
+            settings = RasterSettings(backend=resolved)
             sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
             for size in (256, 512):
                 for batch in (1, 8):
@@ -67,10 +77,12 @@ def main() -> None:
                     light = sh_from_direction(torch.tensor([0.3, -0.4, -1.0]), 1.0, ambient=0.3).to(device)
                     light = light.expand(batch, -1, -1)
                     faces = f.to(device)
-                    t_r = timed(lambda: rasterize(screen, faces, size, size), args.repeats, sync)
+                    t_r = timed(lambda: rasterize(screen, faces, size, size, settings), args.repeats, sync)
                     t_b = timed(lambda: render_buffers(screen, faces, normals, light, size, size,
-                                                       albedo_vertex=albedo), args.repeats, sync)
-                    print(f"{name:32s} {device:6s} {size:5d} {batch:5d} {t_r[0] * 1e3:10.1f} {t_r[1] * 1e3:8.1f} "
+                                                       albedo_vertex=albedo,
+                                                       settings=BufferSettings(raster=settings)),
+                                args.repeats, sync)
+                    print(f"{name:32s} {device:6s} {resolved:10s} {size:5d} {batch:5d} {t_r[0] * 1e3:10.1f} {t_r[1] * 1e3:8.1f} "
                           f"{batch / t_r[0]:9.1f} {t_b[0] * 1e3:11.1f} {t_b[1] * 1e3:8.1f} {batch / t_b[0]:10.1f}",
                           flush=True)
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .backends import BACKENDS, EXTERNAL, front_faces, resolve_backend
+
 SUBPIXEL_BITS = 8
 _SUB = 1 << SUBPIXEL_BITS
 _HALF = _SUB // 2
@@ -42,19 +44,24 @@ BACKFACE_MODES = ("keep", "cull")
 
 @dataclass(frozen=True)
 class RasterSettings:
-    """How back faces are treated and how much memory one pass may use.
+    """How back faces are treated, how much memory one pass may use, and which rasterizer runs.
 
     backface: "keep" draws both orientations (as DECA does), "cull" drops back-facing triangles.
     max_candidates: upper bound on (triangle, pixel) pairs tested at once; larger meshes or images
     are processed in several passes (a triangle with a bigger bounding box gets a pass of its own).
+    backend: "auto" uses nvdiffrast or pytorch3d for CUDA tensors when importable, else the
+    built-in rasterizer below; "builtin", "nvdiffrast", "pytorch3d" force one (see backends.py).
     """
 
     backface: str = "keep"
     max_candidates: int = 1 << 20
+    backend: str = "auto"
 
     def __post_init__(self):
         if self.backface not in BACKFACE_MODES:
             raise ValueError(f"backface must be one of {BACKFACE_MODES}, got {self.backface!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.max_candidates < 1:
             raise ValueError("max_candidates must be positive")
 
@@ -210,6 +217,9 @@ def rasterize(verts_screen: torch.Tensor, faces: torch.Tensor, height: int, widt
     npix = height * width
     if faces.numel() and (faces.min() < 0 or faces.max() >= verts.shape[1]):
         raise ValueError("faces index vertices that do not exist")
+    backend = resolve_backend(settings.backend, device)
+    if backend != "builtin" and b and nf:
+        return _external(backend, verts, faces, height, width, settings, dtype)
 
     big = torch.iinfo(torch.long).max
     face_buf = torch.full((b * npix,), big, dtype=torch.long, device=device)
@@ -239,6 +249,20 @@ def rasterize(verts_screen: torch.Tensor, faces: torch.Tensor, height: int, widt
         mask=mask.view(b, height, width),
         faces=faces,
     )
+
+
+def _external(backend: str, verts: torch.Tensor, faces: torch.Tensor, height: int, width: int,
+              settings: RasterSettings, dtype: torch.dtype) -> Fragments:
+    """Fragments from an optional library, drawing the triangles the built-in rasterizer would draw
+    (finite vertices within MAX_COORD; front faces only when culling)."""
+    usable = torch.isfinite(verts).all(-1) & (verts[..., :2].abs() <= MAX_COORD).all(-1)  # (B, V)
+    keep = usable[:, faces].all(-1)
+    if settings.backface == "cull":
+        keep &= front_faces(verts, faces)
+    verts = torch.where(usable[..., None], verts, torch.zeros_like(verts))
+    face_index, bary, depth = EXTERNAL[backend](verts, faces, keep, height, width)
+    return Fragments(face_index=face_index.long(), bary=bary.to(dtype), depth=depth.to(dtype),
+                     mask=face_index >= 0, faces=faces)
 
 
 def _draw(s: _Setup, start: int, end: int, width: int, zbuf: torch.Tensor, face_buf: torch.Tensor,
