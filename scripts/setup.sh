@@ -78,6 +78,12 @@ if ! stamp_ok requirements "$req_key"; then
   grep -v "^WARNING: Location" "$STATE/install.log" >&2 || true
   stamp_set requirements "$req_key"
 fi
+train_key="$(sha256sum < "$ROOT/requirements-train.txt" | cut -c1-16)"
+if ! stamp_ok train "$train_key"; then
+  log "installing the training requirements (diffusers, accelerate)"
+  pip_q -c "$STATE/constraints.txt" -r "$ROOT/requirements-train.txt"
+  stamp_set train "$train_key"
+fi
 
 # 4. the pack inside ComfyUI -----------------------------------------------------------------------
 link="$COMFY/custom_nodes/comfyui-likeness"

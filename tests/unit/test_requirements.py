@@ -1,18 +1,22 @@
-"""requirements.txt is what users pip-install into an existing ComfyUI: in an environment with numpy 2,
-protobuf 6 and torch already installed (this venv), resolving it must not replace any of them."""
+"""requirements.txt (and requirements-train.txt, for the trainer) is what users pip-install into an existing
+ComfyUI: in an environment with numpy 2, protobuf 6 and torch already installed (this venv), resolving it must
+not replace any of them."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 PROTECTED = {"numpy", "protobuf", "torch", "torchvision", "pillow", "safetensors"}
 
 
-def test_requirements_leave_the_comfyui_stack_alone(tmp_path):
+@pytest.mark.parametrize("requirements", ["requirements.txt", "requirements-train.txt"])
+def test_requirements_leave_the_comfyui_stack_alone(tmp_path, requirements):
     report = tmp_path / "report.json"
     out = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report),
-                          "-r", str(REPO / "requirements.txt")], capture_output=True, text=True, timeout=300)
+                          "-r", str(REPO / requirements)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     would_install = {item["metadata"]["name"].lower(): item["metadata"]["version"]
                      for item in json.loads(report.read_text())["install"]}
