@@ -57,6 +57,29 @@ def batch_conditionings(conds: list[list]) -> list:
     return out
 
 
+def pair_rows(face_id, face_expression, mapping) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """(identity rows, expression input, blend strength) for the mapping network.
+
+    Without an expression the official null vector is used. The null source scales it; codes are
+    blended from it by the strength (Img2TextMapping.expression_input). N identities and N codes
+    pair up row by row; one identity takes every code (one person, several expressions) and one
+    code goes with every identity.
+    """
+    features = face_id.features
+    if face_expression is None:
+        return features, None, 1.0
+    if face_expression.codes is None:
+        null = face_expression.strength * mapping.null_exp.detach()
+        return features, null.expand(len(features), -1), 1.0
+    codes = face_expression.codes
+    n, m = len(features), len(codes)
+    if n != m and 1 not in (n, m):
+        raise ValueError(f"Face2Diffusion Condition: {n} identities and {m} expression codes; give as many "
+                         f"of each, or one of either")
+    rows = max(n, m)
+    return features.expand(rows, -1), codes.expand(rows, -1), face_expression.strength
+
+
 class Face2DiffusionCondition(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -70,7 +93,8 @@ class Face2DiffusionCondition(io.ComfyNode):
                         "'a photo of f l person as a chef'. The mapping network turns the FACE_ID into two CLIP "
                         "input embeddings that replace the identifier's two tokens before the text transformer "
                         "runs; the rest is CLIPTextEncode. Use the result as positive conditioning of any "
-                        "stock sampler. Several identities give a conditioning batch (one per identity). "
+                        "stock sampler. Several identities (or one identity with several expression codes) give "
+                        "a conditioning batch, one entry per pair. "
                         "Needs f2d_mapping.safetensors in models/likeness/face2diffusion.",
             inputs=[
                 io.Clip.Input("clip", tooltip="The CLIP of a Stable Diffusion 1.x checkpoint (Face2Diffusion was "
@@ -85,8 +109,9 @@ class Face2DiffusionCondition(io.ComfyNode):
                                 tooltip="The two-token word pair replaced by the identity. Face2Diffusion was "
                                         "trained with 'f l'; change it only if the prompt needs those letters."),
                 FaceExpressionWire.Input("face_expression", optional=True,
-                                         tooltip="Expression input from Expression Guidance; without it the "
-                                                 "official learned null vector is used."),
+                                         tooltip="Expression input from Expression Guidance (null vector, rig or "
+                                                 "photo expression codes); without it the official learned null "
+                                                 "vector is used."),
             ],
             outputs=[io.Conditioning.Output(display_name="conditioning",
                                             tooltip="Text conditioning with the identity injected.")],
@@ -98,15 +123,13 @@ class Face2DiffusionCondition(io.ComfyNode):
         text_model, tokenizer = sd1_text_encoder(clip)
         ids = identifier_token_ids(clip, tokenizer, identifier.strip())
         mapping = mapping_network(mapping_file)
-        expression = None
-        if face_expression is not None:
-            expression = (face_expression.null_scale * mapping.null_exp.detach()).expand(len(face_id), -1)
+        features, expression, strength = pair_rows(face_id, face_expression, mapping)
         with torch.no_grad():
-            first, last = mapping(face_id.features, expression=expression, expression_strength=1.0)
+            first, last = mapping(features, expression=expression, expression_strength=strength)
         position_table = text_model.embeddings.position_embedding.weight
         chunks = clip.tokenize(text)[SD1_KEY]
         conds = []
-        for row in range(len(face_id)):
+        for row in range(len(features)):
             vectors = torch.stack([first[row], last[row]])
             try:
                 injected, _ = inject_identifier(chunks, ids, vectors, position_table)

@@ -21,30 +21,61 @@ def f2d_files(default: str) -> tuple[list[str], str]:
     return [default] + [n for n in names if n != default], default
 
 
+def file_origin(name: str) -> str:
+    """How a file of the face2diffusion folder is made, for the error when it is missing."""
+    from ..models.identity import DEEP3D_FILE
+    from ..models.identity.rig_expression import RIG_MAP_FILE, TRAINER
+
+    if name == RIG_MAP_FILE:
+        return (f"The rig-to-expression map is made by {TRAINER} (it learns the map from fitted rigs to "
+                f"Face2Diffusion's expression code); put the {RIG_MAP_FILE} it writes there.")
+    if name == DEEP3D_FILE:
+        return ("Convert Deep3DFaceRecon_pytorch's released epoch_20.pth with scripts/convert_deep3d.py and "
+                "put the result there.")
+    return ("Convert the official msid.pt and mapping.pt with scripts/convert_face2diffusion.py and put the "
+            "results there.")
+
+
 def f2d_path(name: str) -> str:
     path = folder_paths.get_full_path(F2D_KEY, name)
     if path is None:
         folder = os.path.join(folder_paths.models_dir, "likeness", "face2diffusion")
-        raise ValueError(f"Face2Diffusion file '{name}' not found in {folder}. Convert the official msid.pt and "
-                         f"mapping.pt with scripts/convert_face2diffusion.py and put the results there.")
+        raise ValueError(f"Face2Diffusion file '{name}' not found in {folder}. {file_origin(name)}")
     return path
 
 
-@functools.lru_cache(maxsize=2)
-def _cached(kind: str, path: str, mtime: float):
-    from ..models.identity import load_mapping, load_msid_encoder
+def _loaders():
+    from ..models.identity import load_deep3d_recon, load_mapping, load_msid_encoder
+    from ..models.identity.rig_expression import load_rig_expression_map
 
-    return (load_msid_encoder if kind == "msid" else load_mapping)(path)
+    return {"msid": load_msid_encoder, "mapping": load_mapping, "rig_map": load_rig_expression_map,
+            "deep3d": load_deep3d_recon}
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(kind: str, path: str, mtime: float):
+    return _loaders()[kind](path)
+
+
+def _model(kind: str, name: str):
+    path = f2d_path(name)
+    return _cached(kind, path, os.path.getmtime(path))
 
 
 def msid_encoder(name: str):
-    path = f2d_path(name)
-    return _cached("msid", path, os.path.getmtime(path))
+    return _model("msid", name)
 
 
 def mapping_network(name: str):
-    path = f2d_path(name)
-    return _cached("mapping", path, os.path.getmtime(path))
+    return _model("mapping", name)
+
+
+def rig_expression_map(name: str):
+    return _model("rig_map", name)
+
+
+def deep3d_regressor(name: str):
+    return _model("deep3d", name)
 
 
 def largest_faces(images: torch.Tensor, detections: FaceDetections | None, min_score: float = 0.5,

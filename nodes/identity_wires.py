@@ -2,7 +2,8 @@
 
 FACE_ID          FaceIdentity: Face2Diffusion MSID features, one (1536,) row per identity (one per
                  face, or one average of several photos of a person), float32 on the CPU.
-FACE_EXPRESSION  FaceExpression: what fills the mapping network's 64-d expression slot.
+FACE_EXPRESSION  FaceExpression: what fills the mapping network's 64-d expression slot: the learned
+                 null vector with a scale, or (N, 64) expression codes with a blend strength.
 """
 from __future__ import annotations
 
@@ -31,9 +32,31 @@ class FaceIdentity:
 
 @dataclass(frozen=True)
 class FaceExpression:
-    """The expression slot as `null_scale * null_exp`, the mapping network's learned null vector.
+    """What fills the mapping network's 64-d expression slot (Img2TextMapping.expression_input).
 
-    Face2Diffusion infers with the null vector (scale 1); no map from the pack's rigs to the
-    64-d code has been trained, so the null vector is the only source.
+    codes None     the learned null vector `null_exp` times `strength`: the official inference is
+                   strength 1, which leaves the expression to the prompt; 0 feeds zeros.
+    codes (N, 64)  one expression code per face (from a FACE_RIG through the trained map, or
+                   Deep3DFaceRecon's BFM expression coefficients of a photo); the slot is
+                   `null_exp + strength * (code - null_exp)`, so 0 is the official null vector and 1
+                   the code itself.
+    The codes tensor is float32 on the CPU and never written to (clone before changing).
     """
-    null_scale: float = 1.0
+    codes: torch.Tensor | None = None
+    strength: float = 1.0
+    source: str = "learned null vector"
+    labels: tuple[str, ...] = ()  # where each code came from, for reports
+
+    def __post_init__(self):
+        object.__setattr__(self, "strength", float(self.strength))
+        if self.codes is None:
+            return
+        if self.codes.ndim != 2 or len(self.codes) == 0:
+            raise ValueError(f"FaceExpression codes must be (N, D) with N >= 1, got {tuple(self.codes.shape)}")
+        labels = tuple(self.labels) or tuple(f"face {i}" for i in range(len(self.codes)))
+        if len(labels) != len(self.codes):
+            raise ValueError(f"FaceExpression has {len(self.codes)} codes but {len(labels)} labels")
+        object.__setattr__(self, "labels", labels)
+
+    def __len__(self) -> int:
+        return 0 if self.codes is None else len(self.codes)

@@ -58,13 +58,16 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory, request):
     """A started ComfyServer (scripts/comfy_runner.py) with the pack linked into its custom_nodes, and tiny
-    stand-ins for the converted diffusion checkpoints the shipped workflows name."""
+    stand-ins for the converted checkpoints the shipped workflows name (diffusion backbones, Face2Diffusion,
+    a Stable Diffusion 1.x checkpoint)."""
     from diffusion_weights import write_workflow_stand_ins
+    from identity_weights import write_identity_stand_ins
 
     server = ComfyServer(base=tmp_path_factory.mktemp("comfy"))
     request.config.stash[SERVER_KEY] = server
     try:
         write_workflow_stand_ins(server.base / "models" / "likeness" / "diffusion")
+        write_identity_stand_ins(server.base / "models")
         try:
             server.start()
         except ComfyError as e:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .resnet import ResNet50Trunk
+from ..backbones.resnet import ResNet50Trunk
 
 INPUT_SIZE = 224  # DECA's crop size; the official AvgPool2d(7) only yields 2048 features at 224
 CODE_SPLIT: tuple[tuple[str, int], ...] = (("shape", 100), ("tex", 50), ("exp", 50), ("pose", 6), ("cam", 3),

@@ -1,9 +1,9 @@
-"""The ResNet-50 trunk of DECA's encoders (no classifier), with torchvision-compatible names.
+"""A ResNet-50 trunk (no classifier) with torchvision-compatible names.
 
-DECA builds its encoders on a ResNet-50 laid out like torchvision's (stride on the 3x3 conv of each
-bottleneck, 1x1 conv + BatchNorm shortcut when the shape changes), initialised from torchvision's
-weights, so the checkpoint keys are `conv1`, `bn1`, `layer1..4.N.{conv1..3,bn1..3,downsample.0/1}`.
-Written here to keep torchvision out of models/.
+DECA's encoders and Deep3DFaceRecon's coefficient regressor are built on a ResNet-50 laid out like
+torchvision's (stride on the 3x3 conv of each bottleneck, 1x1 conv + BatchNorm shortcut when the
+shape changes), initialised from torchvision's weights, so their checkpoint keys are `conv1`, `bn1`,
+`layer1..4.N.{conv1..3,bn1..3,downsample.0/1}`. Written here to keep torchvision out of models/.
 """
 from __future__ import annotations
 

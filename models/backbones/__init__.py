@@ -1,0 +1,1 @@
+"""Network trunks shared by several models (kept free of torchvision)."""
