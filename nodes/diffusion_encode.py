@@ -10,6 +10,7 @@ import comfy.utils
 from ..models.diffusion.files import DIFFAE_KIND, DIFFUSIONRIG_KIND
 from ..models.render.buffers import PHYSIC_ORDERS
 from .diffusion_conditioning import make_conditioning
+from .diffusion_invert import invert
 from .diffusion_model import PHYSIC_KEY
 from .diffusion_wires import DiffusionEncoderWire
 from .wires import RenderBuffers
@@ -65,8 +66,6 @@ class DiffAEEncode(io.ComfyNode):
         negative = make_conditioning(torch.zeros_like(z_sem), DIFFAE_KIND)
         x_0 = image[..., :3].movedim(-1, 1).float() * 2 - 1
         if inversion_steps > 0:
-            from .diffusion_invert import invert
-
             x_0 = invert(model, positive, x_0, scheduler, inversion_steps)
         return io.NodeOutput(positive, negative, {"samples": x_0})
 
@@ -81,6 +80,8 @@ class DiffusionRigCondition(io.ComfyNode):
             description="DiffusionRig's condition: the rendered physical buffers (via c_concat) and the global "
                         "latent of a photo (appearance the buffers do not explain). Give the photo the rig was "
                         "fitted on to edit it, or another photo of the person for DiffusionRig's 'latent' mode. "
+                        "Start from random noise (the official script: one x_T shared by every edit), or from the "
+                        "photo's own x_T: DDIM Inversion of the photo under its unedited condition. "
                         "Negative: the same buffers with a zero latent.",
             inputs=[
                 DiffusionEncoderWire.Input("encoder", tooltip="The DiffusionRig encoder from the loader."),

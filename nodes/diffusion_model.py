@@ -48,8 +48,8 @@ class Denoiser(nn.Module):
     def forward(self, x, timesteps, context=None, control=None, transformer_options=None, code=None, **_):
         if self.kind == DIFFAE_KIND:
             return self.backbone(x, timesteps, code)
-        channels = self.backbone.config.in_channels
-        return self.backbone(x[:, :channels], timesteps, x[:, channels:], code)
+        # DiffusionRig: BaseModel has already appended the buffers (c_concat) to x_t
+        return self.backbone.forward_stacked(x, timesteps, code)
 
 
 class LikenessDiffusionModel(comfy.model_base.BaseModel):

@@ -3,6 +3,7 @@
 * `DiffAEAutoencoder` (Diff-AE ffhq256_autoenc): `encode(x_0) -> z_sem`, `forward(x_t, t, z_sem) -> eps`.
 * `DiffusionRig`: `encode(x_0) -> global_latent`, `forward(x_t, t, physic_cond, global_latent) -> eps`.
 * `schedule` / `ddim`: the ADM linear schedule, timestep respacing, reference DDIM sampling and inversion.
+* `training`: the objective both were trained with (noise the image at a random t, MSE on the noise).
 * `load_diffae` / `load_diffusionrig`: strict loaders of the files written by
   scripts/convert_diffae_diffusionrig.py.
 

@@ -32,10 +32,16 @@ class DiffusionRigUNet(DenoisingUNet):
     def forward(self, x: torch.Tensor, t: torch.Tensor | float, physic_cond: torch.Tensor,
                 global_latent: torch.Tensor) -> torch.Tensor:
         """x_t (B, 3, H, W), physic_cond (B, 9, H, W) = [rendered, normal, albedo], global latent (B, 64)."""
-        t = batch_timesteps(t, x.shape[0], x.device)
-        emb = self.time_embed(timestep_embedding(t, self.config.model_channels).to(x.dtype))
-        h = torch.cat([x, physic_cond.to(x.dtype)], dim=1)
-        return self.run(h, emb, global_latent.to(x.dtype))
+        return self.forward_stacked(torch.cat([x, physic_cond.to(x.dtype)], dim=1), t, global_latent)
+
+    def forward_stacked(self, x_and_physic: torch.Tensor, t: torch.Tensor | float,
+                        global_latent: torch.Tensor) -> torch.Tensor:
+        """The same from x_t ++ physic_cond already stacked on the channel axis (B, 12, H, W), as a
+        sampler that concatenates the buffers itself (ComfyUI's c_concat) delivers them: no second copy."""
+        h = x_and_physic
+        t = batch_timesteps(t, h.shape[0], h.device)
+        emb = self.time_embed(timestep_embedding(t, self.config.model_channels).to(h.dtype))
+        return self.run(h, emb, global_latent.to(h.dtype))
 
 
 class DiffusionRig(nn.Module):

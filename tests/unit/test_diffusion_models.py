@@ -222,6 +222,15 @@ def test_diffusionrig_uses_the_buffers_and_the_global_latent():
         assert torch.equal(eps, model(x_t, t, buffers, latent))  # eval: no dropout
 
 
+def test_diffusionrig_takes_x_t_and_buffers_already_stacked_as_a_sampler_concatenates_them():
+    unet = tiny_rig().denoisingUNet
+    x_t, t = torch.randn(2, 3, 16, 16), torch.tensor([300, 40])
+    buffers, latent = torch.rand(2, 9, 16, 16), torch.randn(2, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(unet.forward_stacked(torch.cat([x_t, buffers], 1), t, latent),
+                                   unet(x_t, t, buffers, latent), rtol=0, atol=0)
+
+
 def test_attention_splits_qkv_per_head_first_legacy_order():
     torch.manual_seed(0)
     block = AttentionBlock(64, num_heads=2).eval()
