@@ -34,15 +34,9 @@ from models.loading import (ModelFileError, StateDictMismatchError, UnsafePickle
 from test_diffusion_models import TINY_DIFFAE, TINY_RIG, manifest, randomize_zero_convs
 from pickle_payloads import CallsOnLoad
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,9 @@ import torch
 from models.diffusion import DiffusionSchedule, ddim_reverse, ddim_sample, ddim_step, linear_betas, space_timesteps
 from test_diffusion_models import tiny_diffae
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DATA_STD = 0.5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,10 @@ from models.diffusion.resblock_rig import LatentResBlock
 from models.diffusion.timestep import timestep_embedding
 from models.loading import check_state_dict, parse_manifest
 
-MANIFESTS = Path(os.environ.get("LIKENESS_MANIFESTS", "/work/shared/manifests"))
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+MANIFESTS = Path(os.environ.get(
+    "LIKENESS_MANIFESTS", Path(__file__).resolve().parents[3] / "shared" / "manifests"))
 
 TINY_DIFFAE = DiffAEConfig(name="tiny_autoenc", image_size=16, model_channels=32, channel_mult=(1, 2),
                            num_res_blocks=1, attention_resolutions=(8,), embed_channels=64, z_sem_channels=32,
@@ -32,15 +35,6 @@ TINY_DIFFAE = DiffAEConfig(name="tiny_autoenc", image_size=16, model_channels=32
 TINY_RIG = DiffusionRigConfig(name="tiny_rig", image_size=16, model_channels=32, channel_mult=(1, 2),
                               num_res_blocks=1, attention_resolutions=(8,), embed_channels=64, latent_dim=16,
                               dropout=0.0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny models are faster on one thread than fighting for two shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def manifest(name: str) -> Path:

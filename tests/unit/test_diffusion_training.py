@@ -8,13 +8,7 @@ from diffusion_trained import TRAINED_DIFFAE, gradient_images
 from models.diffusion import DiffAEAutoencoder, DiffusionSchedule
 from models.diffusion.training import denoising_loss, q_sample
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import torch
 from models.flame import CODE_SPLIT, DecaFlameEncoder, decompose_code, encoder_state_shapes
 from models.loading import check_state_dict, parse_manifest
 
-MANIFESTS = Path(os.environ.get("LIKENESS_MANIFESTS", "/work/shared/manifests"))
+MANIFESTS = Path(os.environ.get(
+    "LIKENESS_MANIFESTS", Path(__file__).resolve().parents[3] / "shared" / "manifests"))
 
 
 def manifest(name: str) -> Path:

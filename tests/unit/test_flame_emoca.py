@@ -29,15 +29,9 @@ from test_flame_deca_encoder import manifest
 from test_rig_flame import assets, folders, photo_crops  # noqa: F401  (module fixtures reused)
 from pickle_payloads import CallsOnLoad
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 KNOWN = torch.linspace(-0.8, 0.9, 53)  # EMOCA's code for every face: 50 expression + 3 jaw
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

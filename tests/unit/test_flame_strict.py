@@ -35,7 +35,8 @@ def test_manifest_parsing_with_prefix_and_scalars(tmp_path):
 
 
 def test_every_shared_manifest_parses():
-    folder = Path(os.environ.get("LIKENESS_MANIFESTS", "/work/shared/manifests"))
+    folder = Path(os.environ.get(
+        "LIKENESS_MANIFESTS", Path(__file__).resolve().parents[3] / "shared" / "manifests"))
     files = sorted(folder.glob("*_keys.txt"))
     if not files:
         pytest.skip(f"no manifests in {folder}")
