@@ -163,8 +163,14 @@ def bench(glue, path: Path, steps: int, repeats: int) -> dict[str, dict[str, lis
 
 
 def report(name: str, steps: int, result: dict[str, dict[str, list[float]]]) -> None:
+    import torch
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{name}: {steps} steps x {len(result['direct']['wall'])} repetitions, peak RSS {peak:.0f} MiB")
+    gpu = ""
+    if torch.cuda.is_available():
+        gpu = f", peak GPU memory allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
+        torch.cuda.reset_peak_memory_stats()
+    print(f"{name}: {steps} steps x {len(result['direct']['wall'])} repetitions, peak RSS {peak:.0f} MiB{gpu}")
     for clock in ("wall", "cpu"):
         floor = {f: getattr(statistics, f)(result["direct"][clock]) if f == "median" else min(result["direct"][clock])
                  for f in ("median", "min")}
@@ -174,6 +180,8 @@ def report(name: str, steps: int, result: dict[str, dict[str, list[float]]]) -> 
             print(f"  {clock:4s} {mode:12s} median {med * 1e3:9.2f} ms/step  min {low * 1e3:9.2f} ms/step  "
                   f"ratio median {med / floor['median']:.3f}  min {low / floor['min']:.3f}  "
                   f"over direct (median) {(med - floor['median']) * 1e3:+7.2f} ms/step")
+    call = statistics.median(result["sampler call"]["wall"])
+    print(f"  a 20-step edit in ComfyUI's sampler: {20 * call:.2f} s (median wall time per step x 20)")
 
 
 def main() -> int:
