@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import os
 
+import comfy.model_management
+import comfy.model_patcher
 import folder_paths
 import torch
 
@@ -53,13 +55,20 @@ def _loaders():
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(kind: str, path: str, mtime: float):
-    return _loaders()[kind](path)
+def _cached(kind: str, path: str, mtime: float) -> comfy.model_patcher.ModelPatcher:
+    """The loaded module in a ModelPatcher, so ComfyUI moves it to its device when used and offloads it
+    like its own models when memory is needed."""
+    return comfy.model_patcher.ModelPatcher(_loaders()[kind](path),
+                                            load_device=comfy.model_management.get_torch_device(),
+                                            offload_device=comfy.model_management.unet_offload_device())
 
 
 def _model(kind: str, name: str):
+    """The module, loaded onto ComfyUI's torch device for the node about to use it."""
     path = f2d_path(name)
-    return _cached(kind, path, os.path.getmtime(path))
+    patcher = _cached(kind, path, os.path.getmtime(path))
+    comfy.model_management.load_model_gpu(patcher)
+    return patcher.model
 
 
 def msid_encoder(name: str):
