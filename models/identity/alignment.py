@@ -10,7 +10,7 @@ OpenCV's default constant border.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,9 +30,10 @@ def face_points(face: Face) -> np.ndarray:
     return np.asarray(points, dtype=np.float64).reshape(5, 2)
 
 
-def arcface_crops(images: torch.Tensor, faces: Sequence[Face], size: int = 112, *,
-                  antialias: bool = True) -> torch.Tensor:
-    """(B, H, W, 3) images in [0, 1] and N faces -> (N, size, size, 3) crops.
+def crops_by_affine(images: torch.Tensor, faces: Sequence[Face], size: int,
+                    affine_of: Callable[[np.ndarray], np.ndarray], *, antialias: bool = True) -> torch.Tensor:
+    """(B, H, W, 3) images in [0, 1] and N faces -> (N, size, size, 3) crops, each warped by
+    `affine_of(points5)` (a (2, 3) map from photo pixels to crop pixels).
 
     A face is a FaceDetection or its (5, 2) points in pixel coordinates with pixel centres at +0.5
     (`FaceDetection.points5`, ArcFace order). With B == N face i comes from image i; with B == 1
@@ -45,7 +46,13 @@ def arcface_crops(images: torch.Tensor, faces: Sequence[Face], size: int = 112, 
         raise ValueError(f"{len(images)} images for {count} faces: give one image per face, or one image")
     if count == 0:
         return images.new_zeros((0, size, size, 3))
-    affines = np.stack([arcface_affine(face_points(face), size) for face in faces])
+    affines = np.stack([affine_of(face_points(face)) for face in faces])
     if len(images) != count:
         images = images.expand(count, -1, -1, -1)
     return warp_affine(images, affines, size, antialias=antialias, border="zeros").clamp(0.0, 1.0)
+
+
+def arcface_crops(images: torch.Tensor, faces: Sequence[Face], size: int = 112, *,
+                  antialias: bool = True) -> torch.Tensor:
+    """The ArcFace-template crops Face2Diffusion's MSID reads (see crops_by_affine for the pairing)."""
+    return crops_by_affine(images, faces, size, lambda points: arcface_affine(points, size), antialias=antialias)

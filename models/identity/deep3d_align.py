@@ -17,8 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..faces.align import warp_affine
-from .alignment import Face, face_points
+from .alignment import Face, crops_by_affine
 
 # The five standard 3D landmarks in FaceDetection.points5 order (subject's right eye, left eye, nose
 # tip, right and left mouth corner), BFM units. They are the reference's `load_lm3d` result: the
@@ -69,15 +68,6 @@ def deep3d_crops(images: torch.Tensor, faces: Sequence[Face], size: int = 224, r
                  antialias: bool = True) -> torch.Tensor:
     """(B, H, W, 3) images in [0, 1] and N faces -> (N, size, size, 3) crops (face i from image i, or
     every face from a single image)."""
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (B, H, W, 3), got {tuple(images.shape)}")
-    count = len(faces)
-    if len(images) not in (count, 1):
-        raise ValueError(f"{len(images)} images for {count} faces: give one image per face, or one image")
-    if count == 0:
-        return images.new_zeros((0, size, size, 3))
-    hw = (images.shape[1], images.shape[2])
-    affines = np.stack([deep3d_crop_affine(face_points(face), hw, size, rescale_factor) for face in faces])
-    if len(images) != count:
-        images = images.expand(count, -1, -1, -1)
-    return warp_affine(images, affines, size, antialias=antialias, border="zeros").clamp(0.0, 1.0)
+    hw = (images.shape[1], images.shape[2]) if images.ndim == 4 else (0, 0)
+    return crops_by_affine(images, faces, size,
+                           lambda points: deep3d_crop_affine(points, hw, size, rescale_factor), antialias=antialias)
