@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 
-from ..loading import ModelFileError, check_state_dict, load_torch_checkpoint, read_checked_safetensors
+from ..loading import ModelFileError, load_torch_checkpoint, read_checked_safetensors
 from .deep3d import DEEP3D, Deep3DConfig, Deep3DRecon, deep3d_state_shapes
+from .official import checked_state_dict
 
 DEEP3D_FILE = "deep3d_recon.safetensors"
 DEEP3D_KIND = "deep3d_recon"
 DEEP3D_CONVERTER = "scripts/convert_deep3d.py"
 NET_KEY = "net_recon"
 WHAT = "Deep3DFaceRecon checkpoint (epoch_20.pth)"
-OPTIONAL_SUFFIXES = ("num_batches_tracked",)  # BatchNorm step counters: no effect at inference
 
 PathArg = str | PathLike[str]
 
@@ -50,18 +50,7 @@ def read_deep3d_checkpoint(path: PathArg, config: Deep3DConfig = DEEP3D
     path = Path(path)
     checkpoint = load_torch_checkpoint(path, what=WHAT)
     state = net_recon_state(checkpoint, path)
-    not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))
-    if not_tensors:
-        raise ModelFileError(path, f"'{NET_KEY}' entries that are not tensors: {', '.join(not_tensors[:5])}")
-    expected = deep3d_state_shapes(config)
-    check_state_dict(state, expected, f"{WHAT} '{NET_KEY}'", path, optional_suffixes=OPTIONAL_SUFFIXES)
-    tensors, filled = {}, []
-    for key in expected:
-        value = state.get(key)
-        if value is None:
-            value = torch.zeros((), dtype=torch.long)
-            filled.append(key)
-        tensors[key] = value.detach().to(torch.float32) if value.is_floating_point() else value.detach().long()
+    tensors, filled = checked_state_dict(state, deep3d_state_shapes(config), f"{WHAT} '{NET_KEY}'", path)
     ignored = sorted(str(k) for k in checkpoint if k != NET_KEY) if NET_KEY in checkpoint else []
     return tensors, filled, ignored
 

@@ -23,14 +23,10 @@ PathArg = str | PathLike[str]
 OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 
 
-def read_official_state_dict(path: PathArg, expected: Mapping[str, tuple[int, ...]], what: str
-                             ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """A strictly checked state dict in `expected`'s key order (floats as float32, integers as int64)
-    and the keys that were absent and filled in."""
-    path = Path(path)
-    state = load_torch_checkpoint(path, what=what)
-    if not isinstance(state, Mapping):
-        raise ModelFileError(path, f"expected a {what} (a plain state dict of tensors), found {type(state).__name__}")
+def checked_state_dict(state: Mapping, expected: Mapping[str, tuple[int, ...]], what: str, path: Path
+                       ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """`state` checked key by key and shape by shape against `expected`, in its key order (floats as
+    float32, integers as int64), and the BatchNorm step counters that were absent and filled with 0."""
     not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))
     if not_tensors:
         shown = ", ".join(not_tensors[:5]) + (f" and {len(not_tensors) - 5} more" if len(not_tensors) > 5 else "")
@@ -45,6 +41,16 @@ def read_official_state_dict(path: PathArg, expected: Mapping[str, tuple[int, ..
             filled.append(key)
         out[key] = value.detach().to(torch.float32) if value.is_floating_point() else value.detach().long()
     return out, filled
+
+
+def read_official_state_dict(path: PathArg, expected: Mapping[str, tuple[int, ...]], what: str
+                             ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A plain `torch.save`d state dict, read safely and checked (see checked_state_dict)."""
+    path = Path(path)
+    state = load_torch_checkpoint(path, what=what)
+    if not isinstance(state, Mapping):
+        raise ModelFileError(path, f"expected a {what} (a plain state dict of tensors), found {type(state).__name__}")
+    return checked_state_dict(state, expected, what, path)
 
 
 def read_f2d_msid(path: PathArg, config: MSIDConfig = F2D_MSID) -> tuple[dict[str, torch.Tensor], list[str]]:
