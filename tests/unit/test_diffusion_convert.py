@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import os
 import pickle
 import subprocess
@@ -36,16 +35,13 @@ from pickle_payloads import CallsOnLoad
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def converter():
-    spec = importlib.util.spec_from_file_location("convert_diffae_diffusionrig",
-                                                  ROOT / "scripts" / "convert_diffae_diffusionrig.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import convert_diffae_diffusionrig  # scripts/ is on sys.path (tests/conftest.py)
+
+    return convert_diffae_diffusionrig
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.diffusion import (DIFFUSIONRIG_256, FFHQ256_AUTOENC, DiffAEAutoencoder, DiffAEConfig, DiffusionRig,
-                              DiffusionRigConfig, diffae_state_shapes, diffusionrig_state_shapes)
+from diffusion_weights import TINY_DIFFAE, TINY_RIG  # tests/fixtures, on sys.path (tests/conftest.py)
+from models.diffusion import (DIFFUSIONRIG_256, FFHQ256_AUTOENC, DiffAEAutoencoder, DiffusionRig,
+                              diffae_state_shapes, diffusionrig_state_shapes)
 from models.diffusion.attention import AttentionBlock
 from models.diffusion.resblock import PlainResBlock
 from models.diffusion.resblock_diffae import TwoCondResBlock
@@ -28,13 +29,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 MANIFESTS = Path(os.environ.get(
     "LIKENESS_MANIFESTS", Path(__file__).resolve().parents[3] / "shared" / "manifests"))
-
-TINY_DIFFAE = DiffAEConfig(name="tiny_autoenc", image_size=16, model_channels=32, channel_mult=(1, 2),
-                           num_res_blocks=1, attention_resolutions=(8,), embed_channels=64, z_sem_channels=32,
-                           enc_channel_mult=(1, 2), enc_num_res_blocks=1, dropout=0.0)
-TINY_RIG = DiffusionRigConfig(name="tiny_rig", image_size=16, model_channels=32, channel_mult=(1, 2),
-                              num_res_blocks=1, attention_resolutions=(8,), embed_channels=64, latent_dim=16,
-                              dropout=0.0)
 
 
 def manifest(name: str) -> Path:

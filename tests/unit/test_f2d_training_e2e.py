@@ -5,7 +5,6 @@ Slow (several process launches); marked `slow` and still part of the default sui
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -146,9 +145,8 @@ def test_two_processes_train_in_sync_write_loadable_files_and_resume_exactly(dat
 
 
 def test_frozen_mapping_trains_and_exports_only_the_rig_map(dataset, workspace, tmp_path):
-    spec = importlib.util.spec_from_file_location("train_face2diffusion", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    import train_face2diffusion as script  # scripts/ is on sys.path (tests/conftest.py)
+
     from models.identity.mapping import Img2TextMapping
     from models.identity.training import FaceTrainingDataset, save_mapping
 

@@ -241,10 +241,9 @@ def test_landmark_embedding_with_bad_indices_or_missing_entries(tmp_path):
 # converter
 
 def run_converter(argv: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("convert_flame_deca", ROOT / "scripts" / "convert_flame_deca.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(argv)
+    import convert_flame_deca  # scripts/ is on sys.path (tests/conftest.py)
+
+    return convert_flame_deca.main(argv)
 
 
 def test_converter_round_trip_equals_the_direct_load(official, tmp_path, capsys):
